@@ -1,0 +1,11 @@
+//! TrakSense ingest: a declarative MQTT → PostgreSQL pipeline.
+//!
+//! A pipeline file ([`config`]) is compiled into a plan ([`graph::compile`]),
+//! which runs as bounded tokio stages ([`graph::run`]): the MQTT [`source`]
+//! hands [`envelope::Envelope`]s through the [`stage`]s to the [`sink`]s, and
+//! a message is acknowledged to the broker ([`delivery`]) only after what it
+//! became is committed.
+
+pub mod delivery;
+pub mod envelope;
+pub mod stage;
