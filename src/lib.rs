@@ -6,6 +6,12 @@
 //! a message is acknowledged to the broker ([`delivery`]) only after what it
 //! became is committed.
 
+pub mod config;
 pub mod delivery;
 pub mod envelope;
+pub mod graph;
+pub mod secret;
+pub mod sink;
+pub mod source;
 pub mod stage;
+pub mod telemetry;

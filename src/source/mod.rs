@@ -1,0 +1,5 @@
+//! Where messages come from: the MQTT source and the topic pattern that
+//! turns a topic into envelope captures.
+
+pub mod mqtt;
+pub mod topic;

@@ -1,0 +1,277 @@
+//! The MQTT source: an MQTT 5 client with manual acknowledgement and a
+//! persistent session.
+//!
+//! What it guarantees:
+//! - A message is PUBACKed only after its rows (or its dead letter) are
+//!   committed, in the order the broker sent them ([`Ledger`]).
+//! - The event loop is always polled, so keep-alives flow while the
+//!   pipeline is full. Backpressure reaches the broker through our Receive
+//!   Maximum: unacknowledged messages are at most `receive_maximum`, and the
+//!   source queue (checked at compile time to be at least that large) holds
+//!   them all, so handing a message in never waits in practice.
+//! - A fixed client id, `clean_start = false` and a session expiry keep the
+//!   session, and the messages published meanwhile, while we are down.
+//! - On shutdown it stops taking messages, keeps polling until every taken
+//!   message is committed and acknowledged, then disconnects cleanly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::delivery::Ledger;
+use crate::envelope::{Body, Envelope, Reason};
+use crate::graph::plan::SourcePlan;
+use crate::sink::postgres::error::backoff;
+use crate::telemetry::{add, get, SourceStats};
+
+/// Longest pause between reconnection attempts.
+const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Where the source hands envelopes.
+#[derive(Debug)]
+pub struct SourceOutputs {
+    /// The first stage.
+    pub next: mpsc::Sender<Envelope>,
+    /// The dead-letter sink (bad topics, oversized payloads).
+    pub dead: mpsc::Sender<Envelope>,
+}
+
+/// Why the source stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The pipeline behind the source stopped taking messages.
+    #[error("the pipeline stopped taking messages (a stage or sink task ended)")]
+    PipelineClosed,
+}
+
+/// The MQTT source of one pipeline.
+pub struct MqttSource<'a> {
+    plan: &'a SourcePlan,
+    stats: Arc<SourceStats>,
+    ledger: Arc<Ledger<Publish>>,
+}
+
+fn qos(level: u8) -> QoS {
+    match level {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+impl<'a> MqttSource<'a> {
+    /// A source for `plan`, counting into `stats`.
+    pub fn new(plan: &'a SourcePlan, stats: Arc<SourceStats>) -> Self {
+        MqttSource {
+            plan,
+            stats,
+            ledger: Ledger::new(),
+        }
+    }
+
+    /// Messages taken but not yet acknowledged.
+    pub fn ledger(&self) -> Arc<Ledger<Publish>> {
+        self.ledger.clone()
+    }
+
+    fn options(&self) -> MqttOptions {
+        let m = &self.plan.mqtt;
+        let mut options = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
+        options
+            .set_keep_alive(m.keep_alive)
+            .set_clean_start(false)
+            .set_session_expiry_interval(Some(m.session_expiry_secs))
+            .set_receive_maximum(Some(m.receive_maximum))
+            .set_max_packet_size(Some(m.max_packet_bytes))
+            .set_manual_acks(true);
+        if let Some((user, password)) = &m.credentials {
+            options.set_credentials(user.clone(), password.expose().to_string());
+        }
+        options
+    }
+
+    /// Runs until `shutdown` and a complete drain (or `drain_timeout`).
+    pub async fn run(
+        self,
+        outputs: SourceOutputs,
+        shutdown: CancellationToken,
+        drain_timeout: Duration,
+    ) -> Result<(), SourceError> {
+        let m = &self.plan.mqtt;
+        let (client, mut eventloop) = AsyncClient::new(self.options(), 1024);
+        let mut acker = tokio::spawn(ack_loop(self.ledger.clone(), client.clone(), self.stats.clone()));
+        let mut acker_done = false;
+        let mut outputs = Some(outputs);
+        let mut drain_deadline: Option<Instant> = None;
+        let mut subscribed_once = false;
+        let mut failures: u32 = 0;
+        let mut result = Ok(());
+        let far = || Instant::now() + Duration::from_secs(86_400);
+        tracing::info!(
+            broker = %format!("{}:{}", m.host, m.port), client_id = %m.client_id,
+            receive_maximum = m.receive_maximum, "mqtt source starting"
+        );
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled(), if outputs.is_some() => {
+                    outputs = None;
+                    self.ledger.close();
+                    drain_deadline = Some(Instant::now() + drain_timeout);
+                    tracing::info!(in_flight = self.ledger.in_flight(), "stopping: taking no new messages, draining");
+                }
+                _ = &mut acker, if !acker_done && outputs.is_none() => {
+                    acker_done = true;
+                    break;
+                }
+                _ = sleep_until(drain_deadline.unwrap_or_else(far)), if drain_deadline.is_some() => {
+                    tracing::warn!(
+                        unacknowledged = self.ledger.in_flight(),
+                        "drain timed out; unacknowledged messages stay with the broker for redelivery"
+                    );
+                    break;
+                }
+                event = eventloop.poll() => match event {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        failures = 0;
+                        self.ledger.new_epoch();
+                        add(&self.stats.connects, 1);
+                        tracing::info!(session_present = ack.session_present, "connected to broker");
+                        if !ack.session_present || !subscribed_once {
+                            subscribed_once = true;
+                            let filters: Vec<Filter> = m
+                                .subscriptions
+                                .iter()
+                                .map(|(f, q)| Filter::new(f.clone(), qos(*q)))
+                                .collect();
+                            let client = client.clone();
+                            tokio::spawn(async move {
+                                if let Err(e) = client.subscribe_many(filters).await {
+                                    tracing::error!(error = %e, "cannot queue SUBSCRIBE");
+                                }
+                            });
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                        use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode as Code;
+                        for (code, (filter, _)) in ack.return_codes.iter().zip(&m.subscriptions) {
+                            match code {
+                                Code::Success(q) => tracing::info!(filter = %filter, granted_qos = ?q, "subscribed"),
+                                other => tracing::error!(filter = %filter, code = ?other, "subscription refused by the broker"),
+                            }
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        if let Some(out) = &outputs {
+                            if self.accept(publish, out).await.is_err() {
+                                result = Err(SourceError::PipelineClosed);
+                                outputs = None;
+                                self.ledger.close();
+                                drain_deadline = Some(Instant::now() + drain_timeout);
+                            }
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Disconnect(d))) => {
+                        tracing::warn!(reason = ?d.reason_code, "broker sent DISCONNECT");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let wait = backoff(failures, MAX_RECONNECT_BACKOFF);
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "mqtt connection lost; reconnecting");
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = shutdown.cancelled(), if outputs.is_some() => {}
+                        }
+                    }
+                }
+            }
+        }
+        if !acker_done {
+            acker.abort();
+        }
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        tracing::info!(
+            received = get(&self.stats.received),
+            acknowledged = get(&self.stats.acked),
+            unacknowledged = self.ledger.in_flight(),
+            "mqtt source stopped"
+        );
+        result
+    }
+
+    /// Turns one PUBLISH into an envelope and hands it in (or straight to
+    /// the dead-letter sink when its topic or size is refused).
+    async fn accept(&self, publish: Publish, out: &SourceOutputs) -> Result<(), ()> {
+        add(&self.stats.received, 1);
+        let token = self.ledger.register(Publish {
+            dup: false,
+            qos: publish.qos,
+            retain: false,
+            topic: Bytes::new(),
+            pkid: publish.pkid,
+            payload: Bytes::new(),
+            properties: None,
+        });
+        let topic: Arc<str> = Arc::from(String::from_utf8_lossy(&publish.topic).as_ref());
+        let captures = self.plan.topic.matches(&topic);
+        let matched = captures.is_some();
+        let envelope = Envelope {
+            topic: topic.clone(),
+            captures: captures.unwrap_or_default(),
+            payload: publish.payload,
+            received_at: Utc::now(),
+            body: Body::Raw,
+            token,
+        };
+        let (channel, envelope) = if envelope.payload.len() > self.plan.max_payload_bytes {
+            let detail = format!(
+                "payload is {} bytes; the limit is {} (source.max_payload_bytes)",
+                envelope.payload.len(),
+                self.plan.max_payload_bytes
+            );
+            (&out.dead, envelope.reject(Reason::TooLarge, detail))
+        } else if !matched {
+            let detail = self.plan.topic.explain_mismatch(&topic);
+            (&out.dead, envelope.reject(Reason::BadTopic, detail))
+        } else {
+            (&out.next, envelope)
+        };
+        match channel.try_send(envelope) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(envelope)) => {
+                tracing::warn!("QUEUE source output full; waiting (more in flight than receive_maximum?)");
+                channel.send(envelope).await.map_err(|_| ())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        }
+    }
+}
+
+/// Sends PUBACKs as the ledger releases messages, in order.
+async fn ack_loop(ledger: Arc<Ledger<Publish>>, client: AsyncClient, stats: Arc<SourceStats>) {
+    while let Some(ready) = ledger.next_ready().await {
+        for publish in ready {
+            if client.ack(&publish).await.is_err() {
+                return;
+            }
+            add(&stats.acked, 1);
+        }
+    }
+}
