@@ -19,7 +19,13 @@ struct Cli {
     /// The pipeline file to run (same as `runner run FILE`).
     pipeline: Option<PathBuf>,
     /// Log format (also `LOG_FORMAT`).
-    #[arg(long, value_enum, env = "LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        value_enum,
+        env = "LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     log_format: Format,
 }
 

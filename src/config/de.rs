@@ -28,3 +28,22 @@ where
             .map_err(|e| serde::de::Error::custom(format!("invalid value {s:?}: {e}"))),
     }
 }
+
+/// [`lenient`] for an optional field (absent or `null` is `None`).
+pub fn lenient_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + FromStr,
+    T::Err: Display,
+{
+    match Option::<Lenient<T>>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Lenient::Typed(v)) => Ok(Some(v)),
+        Some(Lenient::Text(s)) if s.trim().is_empty() => Ok(None),
+        Some(Lenient::Text(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("invalid value {s:?}: {e}"))),
+    }
+}

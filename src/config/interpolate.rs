@@ -62,10 +62,7 @@ fn walk(
 }
 
 /// Expands one string; `Err((message, hint))` on the first bad reference.
-pub fn expand(
-    s: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, (String, String)> {
+pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, (String, String)> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(at) = rest.find('$') {
@@ -86,17 +83,16 @@ pub fn expand(
                 Some((n, d)) => (n, Some(d)),
                 None => (reference, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err((
                     format!("`${{{reference}}}` is not a valid variable reference"),
                     "write ${NAME} or ${NAME:-default}; NAME is letters, digits and _".into(),
                 ));
             }
-            match (env(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+            match (
+                env(name).filter(|v| !v.is_empty() || default.is_none()),
+                default,
+            ) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
@@ -135,7 +131,10 @@ mod tests {
         assert_eq!(expand("${NOPE:-5000}", &env).unwrap(), "5000");
         assert_eq!(expand("${EMPTY:-d}", &env).unwrap(), "d");
         assert_eq!(expand("${EMPTY}", &env).unwrap(), "");
-        assert_eq!(expand("$${HOST} costs $5", &env).unwrap(), "${HOST} costs $5");
+        assert_eq!(
+            expand("$${HOST} costs $5", &env).unwrap(),
+            "${HOST} costs $5"
+        );
     }
 
     #[test]

@@ -79,7 +79,9 @@ impl RawPipeline {
             hint = Some(format!("add `{field}:`"));
         }
         if let Some(variant) = quoted_after(&message, "unknown variant `") {
-            path = join(&path, "type");
+            if !path.ends_with(".type") {
+                path = join(&path, "type");
+            }
             hint = did_you_mean(variant, expected(&message));
         }
         self.error(&path, message, hint);
@@ -211,7 +213,11 @@ fn named<T: DeserializeOwned>(
         None | Some(Value::Null) => return out,
         Some(Value::Object(map)) => map,
         Some(_) => {
-            raw.error(key, format!("`{key}:` must be a mapping of name → settings"), None);
+            raw.error(
+                key,
+                format!("`{key}:` must be a mapping of name → settings"),
+                None,
+            );
             return out;
         }
     };

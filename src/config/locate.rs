@@ -19,14 +19,8 @@ pub struct Locator {
 }
 
 enum Frame {
-    Mapping {
-        path: String,
-        key: Option<String>,
-    },
-    Sequence {
-        path: String,
-        next: usize,
-    },
+    Mapping { path: String, key: Option<String> },
+    Sequence { path: String, next: usize },
 }
 
 /// Joins a parent path and a mapping key.
@@ -158,10 +152,19 @@ stages:
     #[test]
     fn finds_keys_and_values_in_block_and_flow_style() {
         let l = Locator::new(DOC);
-        assert_eq!(l.value("source.mqtt.url"), Some(Location { line: 3, column: 10 }));
+        assert_eq!(
+            l.value("source.mqtt.url"),
+            Some(Location {
+                line: 3,
+                column: 10
+            })
+        );
         assert_eq!(
             l.value("source.mqtt.subscriptions[0].qos"),
-            Some(Location { line: 5, column: 29 })
+            Some(Location {
+                line: 5,
+                column: 29
+            })
         );
         assert_eq!(
             l.key_or_value("source.mqtt.subscriptions[1].qos"),
@@ -169,7 +172,10 @@ stages:
         );
         assert_eq!(
             l.key_or_value("stages.by_kind.type"),
-            Some(Location { line: 9, column: 14 })
+            Some(Location {
+                line: 9,
+                column: 14
+            })
         );
     }
 

@@ -5,7 +5,7 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use super::de::lenient;
+use super::de::{lenient, lenient_opt};
 
 /// `source:` — where messages come from.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,9 +50,10 @@ pub struct MqttConfig {
     #[serde(default = "default_session_expiry", deserialize_with = "lenient")]
     pub session_expiry_secs: u32,
     /// Our MQTT 5 Receive Maximum: unacknowledged messages the broker may
-    /// send us. Throughput ≤ this ÷ commit latency.
-    #[serde(default = "default_receive_maximum", deserialize_with = "lenient")]
-    pub receive_maximum: u16,
+    /// send us. Throughput ≤ this ÷ commit latency. Default: the source
+    /// queue, capped at 65535 (the protocol's limit).
+    #[serde(default, deserialize_with = "lenient_opt")]
+    pub receive_maximum: Option<u16>,
     /// Largest packet we accept. Must exceed `max_payload_bytes`, so that an
     /// oversized payload reaches the dead-letter table instead of being
     /// discarded by the broker.
@@ -218,9 +219,6 @@ fn default_keep_alive() -> u64 {
 }
 fn default_session_expiry() -> u32 {
     7 * 24 * 3600
-}
-fn default_receive_maximum() -> u16 {
-    u16::MAX
 }
 fn default_max_packet() -> u32 {
     16 * 1024 * 1024

@@ -85,7 +85,11 @@ pub async fn run_with_pool(
         let stats = Arc::new(SinkStats::default());
         sink_stats.push((sink.name.clone(), stats.clone()));
         let writer = Writer::new(sink, pool.clone(), &plan.database.role);
-        let dead = if i == plan.dead_letter { None } else { dead_tx.clone() };
+        let dead = if i == plan.dead_letter {
+            None
+        } else {
+            dead_tx.clone()
+        };
         tracing::info!(
             sink = %sink.name, kind = sink.kind.name(), table = %sink.table, queue = sink.queue,
             max_rows = sink.batch.max_rows, max_ms = sink.batch.max_wait.as_millis() as u64, "sink"
@@ -103,10 +107,20 @@ pub async fn run_with_pool(
             stage = %stage_plan.name, kind = stage_plan.stage.kind(), queue = stage_plan.queue, "stage"
         );
         let stats = Arc::new(StageStats::default());
-        tracker.spawn(run_stage(stage_plan.name, stage_plan.stage, input, outputs, dead, stats));
+        tracker.spawn(run_stage(
+            stage_plan.name,
+            stage_plan.stage,
+            input,
+            outputs,
+            dead,
+            stats,
+        ));
     }
 
-    let retention = match (plan.database.dlq_retention, plan.sinks.get(plan.dead_letter)) {
+    let retention = match (
+        plan.database.dlq_retention,
+        plan.sinks.get(plan.dead_letter),
+    ) {
         (Some(keep), Some(sink)) => Some(tokio::spawn(dead_letter::retain(
             pool.clone(),
             sink.table.clone(),

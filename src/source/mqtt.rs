@@ -107,7 +107,11 @@ impl<'a> MqttSource<'a> {
     ) -> Result<(), SourceError> {
         let m = &self.plan.mqtt;
         let (client, mut eventloop) = AsyncClient::new(self.options(), 1024);
-        let mut acker = tokio::spawn(ack_loop(self.ledger.clone(), client.clone(), self.stats.clone()));
+        let mut acker = tokio::spawn(ack_loop(
+            self.ledger.clone(),
+            client.clone(),
+            self.stats.clone(),
+        ));
         let mut acker_done = false;
         let mut outputs = Some(outputs);
         let mut drain_deadline: Option<Instant> = None;
@@ -256,7 +260,9 @@ impl<'a> MqttSource<'a> {
         match channel.try_send(envelope) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(envelope)) => {
-                tracing::warn!("QUEUE source output full; waiting (more in flight than receive_maximum?)");
+                tracing::warn!(
+                    "QUEUE source output full; waiting (more in flight than receive_maximum?)"
+                );
                 channel.send(envelope).await.map_err(|_| ())
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(()),

@@ -32,9 +32,10 @@ impl TopicPattern {
         let mut segments = Vec::new();
         for segment in pattern.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    return Err(format!("capture {segment:?} needs a name of letters, digits and _"));
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!(
+                        "capture {segment:?} needs a name of letters, digits and _"
+                    ));
                 }
                 if segments
                     .iter()
@@ -99,7 +100,9 @@ impl TopicPattern {
         for (segment, part) in self.segments.iter().zip(&parts) {
             match segment {
                 Segment::Literal(l) if l != part => {
-                    return format!("topic {topic:?}: expected {l:?} where it has {part:?} ({expected})")
+                    return format!(
+                        "topic {topic:?}: expected {l:?} where it has {part:?} ({expected})"
+                    )
                 }
                 Segment::Capture(name) if !valid_capture(part) => {
                     return format!(
@@ -184,7 +187,9 @@ mod tests {
     #[test]
     fn explains_why_a_topic_does_not_fit() {
         let p = pattern();
-        assert!(p.explain_mismatch("traksense/a/b").contains("has 3 levels; expected 5"));
+        assert!(p
+            .explain_mismatch("traksense/a/b")
+            .contains("has 3 levels; expected 5"));
         assert!(p
             .explain_mismatch("other/a/b/c/telem")
             .contains("expected \"traksense\""));

@@ -68,12 +68,12 @@ mod tests {
 
     #[test]
     fn routes_by_capture_and_rejects_unknown_values() {
-        let router = Router::new(
-            "kind".into(),
-            vec![("telem".into(), 0), ("ack".into(), 1)],
-        );
+        let router = Router::new("kind".into(), vec![("telem".into(), 0), ("ack".into(), 1)]);
         assert!(matches!(router.process(envelope("ack")), Step::Next(1, _)));
-        assert!(matches!(router.process(envelope("telem")), Step::Next(0, _)));
+        assert!(matches!(
+            router.process(envelope("telem")),
+            Step::Next(0, _)
+        ));
         match router.process(envelope("cmd")) {
             Step::Reject(e) => match e.body {
                 Body::Rejected(r) => {

@@ -80,8 +80,14 @@ pub(super) fn check(
                     if !caps.iter().any(|c| c == needed) {
                         raw.error(
                             "source.topic",
-                            format!("sink {} needs a {{{needed}}} capture in the topic", node.path),
-                            Some("rows are keyed by the tenant and device taken from the topic".into()),
+                            format!(
+                                "sink {} needs a {{{needed}}} capture in the topic",
+                                node.path
+                            ),
+                            Some(
+                                "rows are keyed by the tenant and device taken from the topic"
+                                    .into(),
+                            ),
                         );
                     }
                 }
@@ -89,11 +95,15 @@ pub(super) fn check(
             _ => {}
         }
         for (path, target) in &node.outputs {
-            if let Some(Effect::Sink(Some(SinkKind::DeadLetter))) = find(*target).map(|n| &n.effect) {
+            if let Some(Effect::Sink(Some(SinkKind::DeadLetter))) = find(*target).map(|n| &n.effect)
+            {
                 raw.error(
                     path,
                     "routes into the dead_letter sink",
-                    Some("rejected messages reach it by themselves; route to a stage or a data sink".into()),
+                    Some(
+                        "rejected messages reach it by themselves; route to a stage or a data sink"
+                            .into(),
+                    ),
                 );
             }
         }
@@ -141,7 +151,8 @@ pub(super) fn check(
             }
             (Effect::Sink(Some(kind)), c) => {
                 let wanted = kind.accepts();
-                if c != Carried::Unknown && wanted.is_some() && wanted.map(Carried::Rows) != Some(c) {
+                if c != Carried::Unknown && wanted.is_some() && wanted.map(Carried::Rows) != Some(c)
+                {
                     let wanted = wanted.map_or("", describe);
                     raw.error(
                         &via,
@@ -151,7 +162,10 @@ pub(super) fn check(
                             node.path,
                             kind.name()
                         ),
-                        Some("route it through a normalize stage whose formats produce those rows".into()),
+                        Some(
+                            "route it through a normalize stage whose formats produce those rows"
+                                .into(),
+                        ),
                     );
                 }
                 continue;
@@ -161,7 +175,11 @@ pub(super) fn check(
             (Effect::Validate | Effect::Normalize(_), Carried::Rows(o)) => {
                 raw.error(
                     &via,
-                    format!("sends {} to {}, which expects a JSON payload", describe(o), node.path),
+                    format!(
+                        "sends {} to {}, which expects a JSON payload",
+                        describe(o),
+                        node.path
+                    ),
                     Some("normalize is the last step before a sink".into()),
                 );
                 continue;

@@ -59,8 +59,14 @@ pub fn compile_with_env(
     Ok(Plan {
         file: file.to_path_buf(),
         source: source.ok_or_else(incomplete)?,
-        stages: stage_plans.into_iter().collect::<Option<_>>().ok_or_else(incomplete)?,
-        sinks: sink_plans.into_iter().collect::<Option<_>>().ok_or_else(incomplete)?,
+        stages: stage_plans
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(incomplete)?,
+        sinks: sink_plans
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(incomplete)?,
         dead_letter: dead_letter.ok_or_else(incomplete)?,
         database: database.ok_or_else(incomplete)?,
         shutdown_timeout: Duration::from_secs(raw.runtime.shutdown_timeout_secs),

@@ -10,7 +10,11 @@ use crate::sink::postgres::table::TableName;
 
 /// One `Option` per `raw.sinks` entry, in order; `None` where it failed.
 pub(super) fn compile(raw: &mut RawPipeline) -> Vec<Option<SinkPlan>> {
-    let entries: Vec<_> = raw.sinks.iter().map(|(n, c)| (n.clone(), c.clone())).collect();
+    let entries: Vec<_> = raw
+        .sinks
+        .iter()
+        .map(|(n, c)| (n.clone(), c.clone()))
+        .collect();
     entries
         .into_iter()
         .map(|(name, config)| {
@@ -30,14 +34,22 @@ pub(super) fn compile(raw: &mut RawPipeline) -> Vec<Option<SinkPlan>> {
             let table = match TableName::parse(table_text) {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    raw.error(&format!("{path}.table"), e, Some("write schema.table".into()));
+                    raw.error(
+                        &format!("{path}.table"),
+                        e,
+                        Some("write schema.table".into()),
+                    );
                     None
                 }
             };
             let mut ok = table.is_some();
             if config.batch.max_rows == 0 {
                 ok = false;
-                raw.error(&format!("{path}.batch.max_rows"), "must be at least 1", None);
+                raw.error(
+                    &format!("{path}.batch.max_rows"),
+                    "must be at least 1",
+                    None,
+                );
             }
             if config.batch.max_ms == 0 {
                 ok = false;

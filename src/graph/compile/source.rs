@@ -13,6 +13,9 @@ pub(super) fn compile(raw: &mut RawPipeline, names: &Names) -> Option<SourcePlan
     let config = raw.source.clone()?;
     let mqtt = &config.mqtt;
     let mut ok = true;
+    let receive_maximum = mqtt
+        .receive_maximum
+        .unwrap_or_else(|| u16::try_from(config.queue).unwrap_or(u16::MAX));
 
     let endpoint = match parse_mqtt_url(&mqtt.url) {
         Ok(hp) => Some(hp),
@@ -51,7 +54,7 @@ pub(super) fn compile(raw: &mut RawPipeline, names: &Names) -> Option<SourcePlan
             );
         }
     }
-    if mqtt.receive_maximum == 0 {
+    if receive_maximum == 0 {
         ok = false;
         raw.error("source.mqtt.receive_maximum", "must be at least 1", None);
     }
@@ -74,13 +77,13 @@ pub(super) fn compile(raw: &mut RawPipeline, names: &Names) -> Option<SourcePlan
             ),
         );
     }
-    if config.queue < usize::from(mqtt.receive_maximum) {
+    if config.queue < usize::from(receive_maximum) {
         ok = false;
         raw.error(
             "source.queue",
             format!(
                 "{} is below source.mqtt.receive_maximum ({})",
-                config.queue, mqtt.receive_maximum
+                config.queue, receive_maximum
             ),
             Some(
                 "the source queue must hold every message the broker may have in flight, \
@@ -92,13 +95,19 @@ pub(super) fn compile(raw: &mut RawPipeline, names: &Names) -> Option<SourcePlan
     let topic = match TopicPattern::parse(&config.topic) {
         Ok(p) => Some(p),
         Err(e) => {
-            raw.error("source.topic", e, Some("e.g. traksense/{tenant}/{site}/{device}/{kind}".into()));
+            raw.error(
+                "source.topic",
+                e,
+                Some("e.g. traksense/{tenant}/{site}/{device}/{kind}".into()),
+            );
             None
         }
     };
     let next = names.resolve(raw, "source.next", &config.next);
     let credentials = match (&mqtt.username, &mqtt.password) {
-        (Some(u), p) if !u.is_empty() => Some((u.clone(), Secret::new(p.clone().unwrap_or_default()))),
+        (Some(u), p) if !u.is_empty() => {
+            Some((u.clone(), Secret::new(p.clone().unwrap_or_default())))
+        }
         _ => None,
     };
     let (host, port) = endpoint?;
@@ -116,7 +125,7 @@ pub(super) fn compile(raw: &mut RawPipeline, names: &Names) -> Option<SourcePlan
                 .collect(),
             keep_alive: Duration::from_secs(mqtt.keep_alive_secs.max(1)),
             session_expiry_secs: mqtt.session_expiry_secs,
-            receive_maximum: mqtt.receive_maximum,
+            receive_maximum,
             max_packet_bytes: mqtt.max_packet_bytes,
         },
         topic: topic?,
@@ -180,7 +189,10 @@ mod tests {
         assert!(check_filter("traksense/#/x").is_err());
         assert!(check_filter("traksense/a+").is_err());
         assert!(check_filter("$share//a").is_err());
-        assert_eq!(parse_mqtt_url("mqtt://127.0.0.1").unwrap(), ("127.0.0.1".into(), 1883));
+        assert_eq!(
+            parse_mqtt_url("mqtt://127.0.0.1").unwrap(),
+            ("127.0.0.1".into(), 1883)
+        );
         assert_eq!(parse_mqtt_url("tcp://h:1884").unwrap(), ("h".into(), 1884));
         assert!(parse_mqtt_url("http://h").is_err());
     }

@@ -22,7 +22,11 @@ pub(super) fn compile(
     names: &Names,
     base: &Path,
 ) -> (Vec<Option<StagePlan>>, Vec<Node>) {
-    let entries: Vec<_> = raw.stages.iter().map(|(n, c)| (n.clone(), c.clone())).collect();
+    let entries: Vec<_> = raw
+        .stages
+        .iter()
+        .map(|(n, c)| (n.clone(), c.clone()))
+        .collect();
     let mut plans = Vec::new();
     let mut nodes = Vec::new();
     for (i, (name, config)) in entries.into_iter().enumerate() {
@@ -56,7 +60,9 @@ pub(super) fn compile(
             } => {
                 let loaded = load_schema(raw, &format!("{path}.schema"), base, &schema);
                 let outputs = resolve_next(raw, names, &path, &next);
-                let stage = loaded.filter(|_| !outputs.is_empty()).map(Stage::JsonSchema);
+                let stage = loaded
+                    .filter(|_| !outputs.is_empty())
+                    .map(Stage::JsonSchema);
                 (stage, outputs, Effect::Validate, queue)
             }
             StageConfig::Normalize {
@@ -66,10 +72,11 @@ pub(super) fn compile(
                 next,
                 queue,
             } => {
-                let (normalize, output) =
-                    compile_normalize(raw, &path, base, by, &formats, detect);
+                let (normalize, output) = compile_normalize(raw, &path, base, by, &formats, detect);
                 let outputs = resolve_next(raw, names, &path, &next);
-                let stage = normalize.filter(|_| !outputs.is_empty()).map(Stage::Normalize);
+                let stage = normalize
+                    .filter(|_| !outputs.is_empty())
+                    .map(Stage::Normalize);
                 (stage, outputs, Effect::Normalize(output), queue)
             }
         };
@@ -164,7 +171,10 @@ fn compile_normalize(
                         describe(format.output()),
                         describe(o)
                     ),
-                    Some("put telemetry and acknowledgement formats in separate normalize stages".into()),
+                    Some(
+                        "put telemetry and acknowledgement formats in separate normalize stages"
+                            .into(),
+                    ),
                 );
             }
             _ => output = Some(format.output()),

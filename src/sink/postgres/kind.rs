@@ -15,7 +15,11 @@ pub enum SinkKind {
 
 impl SinkKind {
     /// Every kind.
-    pub const ALL: [SinkKind; 3] = [SinkKind::Timeseries, SinkKind::AckUpsert, SinkKind::DeadLetter];
+    pub const ALL: [SinkKind; 3] = [
+        SinkKind::Timeseries,
+        SinkKind::AckUpsert,
+        SinkKind::DeadLetter,
+    ];
 
     /// The `type:` in the pipeline file.
     pub fn name(self) -> &'static str {

@@ -60,35 +60,51 @@ pub enum SetupError {
 pub async fn prepare(db: &DatabasePlan) -> Result<PgPool, SetupError> {
     let url = redact_url(db.url.expose());
     let options = PgConnectOptions::from_str(db.url.expose())
-        .map_err(|source| SetupError::Url { url: url.clone(), source })?
+        .map_err(|source| SetupError::Url {
+            url: url.clone(),
+            source,
+        })?
         .log_statements(log::LevelFilter::Trace)
         .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(5));
     if db.create_if_missing {
         create_database(&options)
             .await
-            .map_err(|source| SetupError::Connect { url: url.clone(), source })?;
+            .map_err(|source| SetupError::Connect {
+                url: url.clone(),
+                source,
+            })?;
     }
     let pool = PgPoolOptions::new()
         .max_connections(db.pool_max)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        .map_err(|source| SetupError::Connect { url: url.clone(), source })?;
+        .map_err(|source| SetupError::Connect {
+            url: url.clone(),
+            source,
+        })?;
     if db.migrate {
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|source| SetupError::Migrate { url: url.clone(), source })?;
+            .map_err(|source| SetupError::Migrate {
+                url: url.clone(),
+                source,
+            })?;
     }
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(|source| SetupError::Connect { url: url.clone(), source })?;
+    let mut tx = pool.begin().await.map_err(|source| SetupError::Connect {
+        url: url.clone(),
+        source,
+    })?;
     sqlx::query("SELECT set_config('role', $1, true)")
         .bind(&db.role)
         .execute(&mut *tx)
         .await
-        .map_err(|source| SetupError::Role { role: db.role.clone(), url: url.clone(), source })?;
+        .map_err(|source| SetupError::Role {
+            role: db.role.clone(),
+            url: url.clone(),
+            source,
+        })?;
     let _ = tx.rollback().await;
     Ok(pool)
 }
@@ -98,10 +114,11 @@ pub async fn prepare(db: &DatabasePlan) -> Result<PgPool, SetupError> {
 async fn create_database(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
     let name = options.get_database().unwrap_or("postgres").to_string();
     let mut conn = PgConnection::connect_with(&options.clone().database("postgres")).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
         match sqlx::query(&sql).execute(&mut conn).await {

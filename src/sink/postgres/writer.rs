@@ -58,7 +58,11 @@ impl Writer {
     /// Writes `envelopes` in one transaction for `tenant`; returns rows sent.
     /// This is the whole write path: tests call it to prove that row-level
     /// security holds inside it.
-    pub async fn write(&self, tenant: Option<&str>, envelopes: &[Envelope]) -> Result<u64, sqlx::Error> {
+    pub async fn write(
+        &self,
+        tenant: Option<&str>,
+        envelopes: &[Envelope],
+    ) -> Result<u64, sqlx::Error> {
         let mut tx = tenant_tx::begin(&self.pool, &self.role, tenant).await?;
         let rows = match self.kind {
             SinkKind::Timeseries => timeseries::insert(&mut tx, &self.sql, envelopes).await?,
@@ -135,7 +139,11 @@ impl Writer {
 
     /// Keeps what this sink can write; anything else is a wiring bug that
     /// `graph::compile` should have caught, so it is refused loudly.
-    async fn screen(&self, batch: Vec<Envelope>, dead: Option<&mpsc::Sender<Envelope>>) -> Vec<Envelope> {
+    async fn screen(
+        &self,
+        batch: Vec<Envelope>,
+        dead: Option<&mpsc::Sender<Envelope>>,
+    ) -> Vec<Envelope> {
         let mut keep = Vec::with_capacity(batch.len());
         for envelope in batch {
             let fits = match (&envelope.body, self.kind) {
@@ -149,7 +157,10 @@ impl Writer {
                 keep.push(envelope);
             } else if let Some(dead) = dead {
                 tracing::error!(sink = %self.name, topic = %envelope.topic, "BUG: envelope this sink cannot write");
-                let detail = format!("sink {} cannot write this message (no tenant, or not its row type)", self.name);
+                let detail = format!(
+                    "sink {} cannot write this message (no tenant, or not its row type)",
+                    self.name
+                );
                 let _ = dead.send(envelope.reject(Reason::BadTopic, detail)).await;
             } else {
                 tracing::error!(sink = %self.name, topic = %envelope.topic, "BUG: dead-letter sink got a non-rejection; not acknowledging it");
@@ -159,7 +170,12 @@ impl Writer {
     }
 
     /// Sends a message the database refused to the dead-letter sink.
-    async fn refuse(&self, envelope: Envelope, error: &sqlx::Error, dead: Option<&mpsc::Sender<Envelope>>) {
+    async fn refuse(
+        &self,
+        envelope: Envelope,
+        error: &sqlx::Error,
+        dead: Option<&mpsc::Sender<Envelope>>,
+    ) {
         let detail = match error {
             sqlx::Error::Database(db) => format!(
                 "{} refused the row: {} (SQLSTATE {})",

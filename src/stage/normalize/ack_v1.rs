@@ -62,7 +62,8 @@ mod tests {
                 ok: true,
                 ts_exec: Utc.with_ymd_and_hms(2025, 10, 7, 15, 30, 0).single(),
                 err: None,
-                payload: r#"{"cmd_id":"01HQZC5K3M8YBQWER7TXZ9V2P3","err":null,"ok":true,"schema":"v1","ts_exec":"2025-10-07T15:30:00Z"}"#.into(),
+                // Keys stay in the order the device sent them.
+                payload: payload.into(),
             }
         );
     }
@@ -77,7 +78,7 @@ mod tests {
                 ok: false,
                 ts_exec: None,
                 err: Some("valve stuck".into()),
-                payload: r#"{"cmd_id":"c1","err":"valve stuck","extra":[1],"ok":false}"#.into(),
+                payload: r#"{"cmd_id":"c1","ok":false,"err":"valve stuck","extra":[1]}"#.into(),
             }
         );
     }
