@@ -81,7 +81,8 @@ fn run_pipeline(file: PathBuf) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));
-        let summary = run::run(plan, shutdown).await?;
+        let health = std::sync::Arc::new(traksense_ingest::telemetry::Health::default());
+        let summary = run::run(plan, shutdown, health).await?;
         tracing::info!(
             received = summary.received,
             acknowledged = summary.acknowledged,

@@ -5,7 +5,7 @@
 //! Prometheus/OpenTelemetry exporter reads them; the runner logs their
 //! totals on stop.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Per-stage counters.
 #[derive(Debug, Default)]
@@ -42,6 +42,33 @@ pub struct SourceStats {
     pub acked: AtomicU64,
     /// Connections established (the first one included).
     pub connects: AtomicU64,
+}
+
+/// What readiness depends on: the broker session and the subscriptions.
+/// The source keeps it current; `/readyz` and tests read it.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Connected to the broker (CONNACK received, connection not lost since).
+    pub broker_up: AtomicBool,
+    /// The broker granted our subscriptions on this session.
+    pub subscribed: AtomicBool,
+}
+
+impl Health {
+    /// Whether messages published now will reach the pipeline.
+    pub fn ready(&self) -> bool {
+        self.broker_up.load(Ordering::Relaxed) && self.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// Records the broker connection going up or down.
+    pub fn set_broker_up(&self, up: bool) {
+        self.broker_up.store(up, Ordering::Relaxed);
+    }
+
+    /// Records the subscriptions being granted (or lost with the session).
+    pub fn set_subscribed(&self, subscribed: bool) {
+        self.subscribed.store(subscribed, Ordering::Relaxed);
+    }
 }
 
 /// Adds `n` to a counter.

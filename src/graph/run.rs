@@ -22,7 +22,7 @@ use crate::sink::postgres::writer::Writer;
 use crate::sink::postgres::{batch, dead_letter};
 use crate::source::mqtt::{MqttSource, SourceError, SourceOutputs};
 use crate::stage::step::{Stage, Step};
-use crate::telemetry::{add, get, SinkStats, SourceStats, StageStats};
+use crate::telemetry::{add, get, Health, SinkStats, SourceStats, StageStats};
 
 /// Why a run ended in error.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +50,13 @@ pub struct RunSummary {
 
 /// Prepares the database, then runs the pipeline until `shutdown` and a
 /// complete drain.
-pub async fn run(plan: Plan, shutdown: CancellationToken) -> Result<RunSummary, RunError> {
+pub async fn run(
+    plan: Plan,
+    shutdown: CancellationToken,
+    health: Arc<Health>,
+) -> Result<RunSummary, RunError> {
     let pool = setup::prepare(&plan.database).await?;
-    let summary = run_with_pool(plan, pool.clone(), shutdown).await;
+    let summary = run_with_pool(plan, pool.clone(), shutdown, health).await;
     pool.close().await;
     summary
 }
@@ -62,6 +66,7 @@ pub async fn run_with_pool(
     plan: Plan,
     pool: PgPool,
     shutdown: CancellationToken,
+    health: Arc<Health>,
 ) -> Result<RunSummary, RunError> {
     let mut senders: HashMap<NodeRef, mpsc::Sender<Envelope>> = HashMap::new();
     let mut stage_inputs = Vec::new();
@@ -130,7 +135,7 @@ pub async fn run_with_pool(
     };
 
     let source_stats = Arc::new(SourceStats::default());
-    let source = MqttSource::new(&plan.source, source_stats.clone());
+    let source = MqttSource::new(&plan.source, source_stats.clone(), health);
     let ledger = source.ledger();
     let (Some(next), Some(dead)) = (sender(plan.source.next), dead_tx) else {
         unreachable!("compile resolves source.next and the dead-letter sink");

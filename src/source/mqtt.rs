@@ -30,7 +30,7 @@ use crate::delivery::Ledger;
 use crate::envelope::{Body, Envelope, Reason};
 use crate::graph::plan::SourcePlan;
 use crate::sink::postgres::error::backoff;
-use crate::telemetry::{add, get, SourceStats};
+use crate::telemetry::{add, get, Health, SourceStats};
 
 /// Longest pause between reconnection attempts.
 const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(10);
@@ -56,6 +56,7 @@ pub enum SourceError {
 pub struct MqttSource<'a> {
     plan: &'a SourcePlan,
     stats: Arc<SourceStats>,
+    health: Arc<Health>,
     ledger: Arc<Ledger<Publish>>,
 }
 
@@ -68,11 +69,13 @@ fn qos(level: u8) -> QoS {
 }
 
 impl<'a> MqttSource<'a> {
-    /// A source for `plan`, counting into `stats`.
-    pub fn new(plan: &'a SourcePlan, stats: Arc<SourceStats>) -> Self {
+    /// A source for `plan`, counting into `stats` and reporting its
+    /// connection to `health`.
+    pub fn new(plan: &'a SourcePlan, stats: Arc<SourceStats>, health: Arc<Health>) -> Self {
         MqttSource {
             plan,
             stats,
+            health,
             ledger: Ledger::new(),
         }
     }
@@ -147,6 +150,10 @@ impl<'a> MqttSource<'a> {
                         failures = 0;
                         self.ledger.new_epoch();
                         add(&self.stats.connects, 1);
+                        self.health.set_broker_up(true);
+                        if !ack.session_present {
+                            self.health.set_subscribed(false);
+                        }
                         tracing::info!(session_present = ack.session_present, "connected to broker");
                         if !ack.session_present || !subscribed_once {
                             subscribed_once = true;
@@ -167,7 +174,10 @@ impl<'a> MqttSource<'a> {
                         use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode as Code;
                         for (code, (filter, _)) in ack.return_codes.iter().zip(&m.subscriptions) {
                             match code {
-                                Code::Success(q) => tracing::info!(filter = %filter, granted_qos = ?q, "subscribed"),
+                                Code::Success(q) => {
+                                    self.health.set_subscribed(true);
+                                    tracing::info!(filter = %filter, granted_qos = ?q, "subscribed")
+                                }
                                 other => tracing::error!(filter = %filter, code = ?other, "subscription refused by the broker"),
                             }
                         }
@@ -187,6 +197,7 @@ impl<'a> MqttSource<'a> {
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        self.health.set_broker_up(false);
                         let wait = backoff(failures, MAX_RECONNECT_BACKOFF);
                         failures = failures.saturating_add(1);
                         tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "mqtt connection lost; reconnecting");
@@ -201,6 +212,7 @@ impl<'a> MqttSource<'a> {
         if !acker_done {
             acker.abort();
         }
+        self.health.set_broker_up(false);
         let _ = client.try_disconnect();
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             loop {

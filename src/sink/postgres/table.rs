@@ -40,6 +40,14 @@ pub fn is_identifier(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+impl std::str::FromStr for TableName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TableName::parse(s)
+    }
+}
+
 impl fmt::Display for TableName {
     /// Quoted, ready for SQL: `"public"."ts_measure"`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
