@@ -11,6 +11,16 @@ use support::pipeline::TestPipeline;
 const TELEM: &str = "traksense/test_alpha/factory/device123/telem";
 const ACK: &str = "traksense/test_alpha/factory/device123/ack";
 
+/// One `ingest_errors` row.
+#[derive(Debug, sqlx::FromRow)]
+struct DeadLetter {
+    tenant_id: Option<String>,
+    topic: String,
+    reason: String,
+    detail: Option<String>,
+    payload: Vec<u8>,
+}
+
 /// Item 1: a v1 message gives one typed row per point, with unit and meta;
 /// the same message again stores nothing new.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,9 +50,8 @@ async fn v1_telemetry_gives_one_typed_row_per_point() {
         Option<String>,
         Option<String>,
     );
-    let rows: Vec<Row> = p
-        .db
-        .fetch_all(
+    let rows: Vec<Row> =
+        p.db.fetch_all(
             "select tenant_id, site_id, device_id, point_id, \
                to_char(ts at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS'), \
                v_num, v_bool, v_text, v_json::text, unit, meta::text \
@@ -50,7 +59,14 @@ async fn v1_telemetry_gives_one_typed_row_per_point() {
         )
         .await;
     let meta = Some(r#"{"fw": "1.0.0", "src": "test"}"#.to_string());
-    let row = |point: &str, ts: &str, num, boolean, text: Option<&str>, json: Option<&str>, unit: Option<&str>| -> Row {
+    let row = |point: &str,
+               ts: &str,
+               num,
+               boolean,
+               text: Option<&str>,
+               json: Option<&str>,
+               unit: Option<&str>|
+     -> Row {
         (
             "test_alpha".into(),
             Some("factory".into()),
@@ -71,7 +87,15 @@ async fn v1_telemetry_gives_one_typed_row_per_point() {
         vec![
             row("cfg", at, None, None, None, Some(r#"{"a": [1, 2]}"#), None),
             row("count", at, Some(42.0), None, None, None, None),
-            row("late", "2025-10-07T13:29:00", Some(1.5), None, None, None, None),
+            row(
+                "late",
+                "2025-10-07T13:29:00",
+                Some(1.5),
+                None,
+                None,
+                None,
+                None
+            ),
             row("mode", at, None, None, Some("AUTO"), None, None),
             row("running", at, None, Some(true), None, None, None),
             row("temp_agua", at, Some(25.5), None, None, None, Some("°C")),
@@ -80,8 +104,11 @@ async fn v1_telemetry_gives_one_typed_row_per_point() {
 
     // A redelivery (same message again) stores nothing new.
     p.publish(TELEM, payload).await;
-    p.publish(TELEM, r#"{"schema":"v1","ts":"2025-10-07T15:31:00Z","points":[{"name":"temp_agua","v":26}]}"#)
-        .await;
+    p.publish(
+        TELEM,
+        r#"{"schema":"v1","ts":"2025-10-07T15:31:00Z","points":[{"name":"temp_agua","v":26}]}"#,
+    )
+    .await;
     p.wait_count("select count(*) from ts_measure", 7).await;
     let summary = p.stop().await;
     assert_eq!(summary.received, 3);
@@ -96,9 +123,20 @@ async fn parsec_v1_gives_status_fault_and_rssi() {
     let topic = "traksense/test_alpha/factory/parsec7/telem";
     p.publish(topic, r#"{"schema":"parsec_v1","ts":"2025-10-07T15:30:00Z","di1":1,"di2":0,"rssi":-67,"fw":"2.1.3"}"#)
         .await;
-    p.publish(topic, r#"{"ts":"2025-10-07T15:31:00Z","di1":0,"di2":1}"#).await;
+    p.publish(topic, r#"{"ts":"2025-10-07T15:31:00Z","di1":0,"di2":1}"#)
+        .await;
     p.wait_count("select count(*) from ts_measure", 5).await;
-    let rows: Vec<(String, String, Option<f64>, Option<bool>, Option<String>, Option<String>, String)> = p
+    /// (minute, point, v_num, v_bool, v_text, unit, meta)
+    type Row = (
+        String,
+        String,
+        Option<f64>,
+        Option<bool>,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    let rows: Vec<Row> = p
         .db
         .fetch_all(
             "select to_char(ts at time zone 'UTC', 'HH24:MI'), point_id, v_num, v_bool, v_text, unit, meta::text \
@@ -110,11 +148,51 @@ async fn parsec_v1_gives_status_fault_and_rssi() {
     assert_eq!(
         rows,
         vec![
-            ("15:30".into(), "fault".into(), None, Some(false), None, None, m1.clone()),
-            ("15:30".into(), "rssi".into(), Some(-67.0), None, None, Some("dBm".into()), m1.clone()),
-            ("15:30".into(), "status".into(), None, None, Some("RUN".into()), None, m1),
-            ("15:31".into(), "fault".into(), None, Some(true), None, None, m2.clone()),
-            ("15:31".into(), "status".into(), None, None, Some("STOP".into()), None, m2),
+            (
+                "15:30".into(),
+                "fault".into(),
+                None,
+                Some(false),
+                None,
+                None,
+                m1.clone()
+            ),
+            (
+                "15:30".into(),
+                "rssi".into(),
+                Some(-67.0),
+                None,
+                None,
+                Some("dBm".into()),
+                m1.clone()
+            ),
+            (
+                "15:30".into(),
+                "status".into(),
+                None,
+                None,
+                Some("RUN".into()),
+                None,
+                m1
+            ),
+            (
+                "15:31".into(),
+                "fault".into(),
+                None,
+                Some(true),
+                None,
+                None,
+                m2.clone()
+            ),
+            (
+                "15:31".into(),
+                "status".into(),
+                None,
+                None,
+                Some("STOP".into()),
+                None,
+                m2
+            ),
         ]
     );
     p.stop().await;
@@ -126,7 +204,8 @@ async fn parsec_v1_gives_status_fault_and_rssi() {
 async fn every_bad_message_is_kept_with_reason_detail_and_bytes() {
     let p = TestPipeline::spawn("bad_messages").await;
     let too_large = {
-        let mut big = br#"{"schema":"v1","ts":"2025-10-07T15:30:00Z","points":[{"name":"x","v":""#.to_vec();
+        let mut big =
+            br#"{"schema":"v1","ts":"2025-10-07T15:30:00Z","points":[{"name":"x","v":""#.to_vec();
         big.extend(std::iter::repeat_n(b'a', 300 * 1024));
         big.extend(br#""}]}"#);
         big
@@ -149,28 +228,49 @@ async fn every_bad_message_is_kept_with_reason_detail_and_bytes() {
     for (topic, payload, _, _) in &cases {
         p.publish(topic, payload.clone()).await;
     }
-    p.wait_count("select count(*) from ingest_errors", cases.len() as i64).await;
-    let rows: Vec<(i64, Option<String>, String, String, Option<String>, Vec<u8>)> = p
-        .db
-        .fetch_all("select id, tenant_id, topic, reason, detail, payload from ingest_errors order by id")
+    p.wait_count("select count(*) from ingest_errors", cases.len() as i64)
+        .await;
+    let rows: Vec<DeadLetter> =
+        p.db.fetch_all(
+            "select tenant_id, topic, reason, detail, payload from ingest_errors order by id",
+        )
         .await;
     // The pipeline may reorder dead letters from different stages; match by bytes.
     for (topic, payload, reason, words) in &cases {
         let found = rows
             .iter()
-            .find(|r| &r.5 == payload && r.2 == *topic)
+            .find(|r| &r.payload == payload && r.topic == *topic)
             .unwrap_or_else(|| panic!("no dead letter for {reason} ({} bytes)", payload.len()));
-        assert_eq!(found.3, *reason, "reason for {topic}: {:?}", found.4);
-        let detail = found.4.as_deref().unwrap_or_default();
-        assert!(detail.contains(words), "detail for {reason} should mention {words:?}: {detail}");
-        let tenant = if topic.starts_with("traksense/test_alpha/factory/") { Some("test_alpha") } else { None };
-        assert_eq!(found.1.as_deref(), tenant, "tenant of {reason}");
+        assert_eq!(
+            found.reason, *reason,
+            "reason for {topic}: {:?}",
+            found.detail
+        );
+        let detail = found.detail.as_deref().unwrap_or_default();
+        assert!(
+            detail.contains(words),
+            "detail for {reason} should mention {words:?}: {detail}"
+        );
+        let tenant = if topic.starts_with("traksense/test_alpha/factory/") {
+            Some("test_alpha")
+        } else {
+            None
+        };
+        assert_eq!(found.tenant_id.as_deref(), tenant, "tenant of {reason}");
     }
-    assert_eq!(p.db.count("select count(*) from ts_measure").await, 0, "malformed input never becomes a row");
+    assert_eq!(
+        p.db.count("select count(*) from ts_measure").await,
+        0,
+        "malformed input never becomes a row"
+    );
 
     // Still running: a good message still lands.
     assert!(p.is_running());
-    p.publish(TELEM, r#"{"schema":"v1","ts":"2025-10-07T15:30:00Z","points":[{"name":"ok","v":1}]}"#).await;
+    p.publish(
+        TELEM,
+        r#"{"schema":"v1","ts":"2025-10-07T15:30:00Z","points":[{"name":"ok","v":1}]}"#,
+    )
+    .await;
     p.wait_count("select count(*) from ts_measure", 1).await;
     let summary = p.stop().await;
     assert_eq!(summary.acknowledged, cases.len() as u64 + 1);
@@ -183,11 +283,10 @@ async fn a_repeated_ack_is_upserted_once() {
     let p = TestPipeline::spawn("ack_upsert").await;
     let ack = r#"{"schema":"v1","cmd_id":"01HQZC5K3M8YBQWER7TXZ9V2P3","ok":true,"ts_exec":"2025-10-07T15:30:00Z","err":null}"#;
     let stamps = || async {
-        p.db
-            .fetch_all::<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>(
-                "select created_at, updated_at from cmd_ack",
-            )
-            .await
+        p.db.fetch_all::<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>(
+            "select created_at, updated_at from cmd_ack",
+        )
+        .await
     };
     p.publish(ACK, ack).await;
     p.wait_count("select count(*) from cmd_ack", 1).await;
@@ -198,7 +297,11 @@ async fn a_repeated_ack_is_upserted_once() {
         // Each ACK commits in its own batch: wait until this one moved updated_at.
         support::eventually("updated_at to move", Duration::from_secs(15), || async {
             let now = stamps().await[0];
-            if now.1 > before.1 { Ok(now) } else { Err(now) }
+            if now.1 > before.1 {
+                Ok(now)
+            } else {
+                Err(now)
+            }
         })
         .await;
     }
@@ -240,6 +343,9 @@ async fn out_of_order_timestamps_are_all_stored() {
         .db
         .fetch_all("select to_char(ts at time zone 'UTC', 'HH24:MI') from ts_measure order by ts")
         .await;
-    assert_eq!(minutes, vec![("15:01".into(),), ("15:02".into(),), ("15:03".into(),)]);
+    assert_eq!(
+        minutes,
+        vec![("15:01".into(),), ("15:02".into(),), ("15:03".into(),)]
+    );
     p.stop().await;
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use traksense_ingest::delivery::DeliveryToken;
-use traksense_ingest::envelope::{AckRow, Body, Captures, Envelope, MeasureRow, PointValue, Reason, Rejection};
+use traksense_ingest::envelope::{
+    AckRow, Body, Captures, Envelope, MeasureRow, PointValue, Reason, Rejection,
+};
 use traksense_ingest::graph::plan::{BatchPlan, DatabasePlan, SinkPlan};
 use traksense_ingest::secret::Secret;
 use traksense_ingest::sink::postgres::kind::SinkKind;
@@ -54,7 +56,10 @@ fn writer(kind: SinkKind, pool: sqlx::PgPool) -> Writer {
         name: kind.name().into(),
         kind,
         table: TableName::from_str(kind.default_table()).unwrap(),
-        batch: BatchPlan { max_rows: 10, max_wait: Duration::from_millis(10) },
+        batch: BatchPlan {
+            max_rows: 10,
+            max_wait: Duration::from_millis(10),
+        },
         queue: 10,
     };
     Writer::new(&plan, pool, "ingest_writer")
@@ -86,35 +91,70 @@ async fn a_write_for_another_tenant_is_refused_by_the_database() {
     .expect("migrated");
 
     // The connecting user is a superuser; RLS must still apply to writes.
-    let is_super: bool = sqlx::query_scalar("select rolsuper from pg_roles where rolname = current_user")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert!(is_super, "the test proves RLS holds even for a superuser's runner");
+    let is_super: bool =
+        sqlx::query_scalar("select rolsuper from pg_roles where rolname = current_user")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        is_super,
+        "the test proves RLS holds even for a superuser's runner"
+    );
 
     let ts = writer(SinkKind::Timeseries, pool.clone());
-    assert_eq!(ts.write(Some("tenant_a"), &[measure("tenant_a")]).await.unwrap(), 1);
+    assert_eq!(
+        ts.write(Some("tenant_a"), &[measure("tenant_a")])
+            .await
+            .unwrap(),
+        1
+    );
     assert_rls_refusal(ts.write(Some("tenant_a"), &[measure("tenant_b")]).await);
 
     let ack = |tenant: &str| {
         envelope(
             tenant,
-            Body::Ack(AckRow { cmd_id: "c1".into(), ok: true, ts_exec: None, err: None, payload: "{}".into() }),
+            Body::Ack(AckRow {
+                cmd_id: "c1".into(),
+                ok: true,
+                ts_exec: None,
+                err: None,
+                payload: "{}".into(),
+            }),
         )
     };
     let acks = writer(SinkKind::AckUpsert, pool.clone());
-    assert_eq!(acks.write(Some("tenant_a"), &[ack("tenant_a")]).await.unwrap(), 1);
+    assert_eq!(
+        acks.write(Some("tenant_a"), &[ack("tenant_a")])
+            .await
+            .unwrap(),
+        1
+    );
     assert_rls_refusal(acks.write(Some("tenant_a"), &[ack("tenant_b")]).await);
 
     let dead = |tenant: &str| {
-        envelope(tenant, Body::Rejected(Rejection { reason: Reason::ParseError, detail: "x".into() }))
+        envelope(
+            tenant,
+            Body::Rejected(Rejection {
+                reason: Reason::ParseError,
+                detail: "x".into(),
+            }),
+        )
     };
     let dl = writer(SinkKind::DeadLetter, pool.clone());
-    assert_eq!(dl.write(Some("tenant_a"), &[dead("tenant_a")]).await.unwrap(), 1);
+    assert_eq!(
+        dl.write(Some("tenant_a"), &[dead("tenant_a")])
+            .await
+            .unwrap(),
+        1
+    );
     assert_rls_refusal(dl.write(Some("tenant_a"), &[dead("tenant_b")]).await);
 
     // Only tenant A's rows exist; nothing of B slipped in.
-    assert_eq!(db.count("select count(*) from ts_measure where tenant_id = 'tenant_b'").await, 0);
+    assert_eq!(
+        db.count("select count(*) from ts_measure where tenant_id = 'tenant_b'")
+            .await,
+        0
+    );
     assert_eq!(db.count("select count(*) from ts_measure").await, 1);
     assert_eq!(db.count("select count(*) from cmd_ack").await, 1);
     assert_eq!(db.count("select count(*) from ingest_errors").await, 1);

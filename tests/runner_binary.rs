@@ -18,7 +18,7 @@ async fn runs_the_shipped_pipeline_and_stops_cleanly_on_sigterm() {
     let db = TestDb::create("runner_binary").await;
     // The runner creates its database itself: point it at a fresh name.
     let url = format!("{}_created", db.url());
-    let mut child = Command::new(RUNNER)
+    let child = Command::new(RUNNER)
         .arg(SHIPPED)
         .env("MQTT_URL", broker.url())
         .env("DATABASE_URL", &url)
@@ -35,10 +35,17 @@ async fn runs_the_shipped_pipeline_and_stops_cleanly_on_sigterm() {
         let created = created.clone();
         async move {
             let opts = admin.connect_options().as_ref().clone().database(&created);
-            let Ok(pool) = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(opts).await else {
+            let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await
+            else {
                 return -1;
             };
-            let n: i64 = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap_or(-1);
+            let n: i64 = sqlx::query_scalar(&sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(-1);
             pool.close().await;
             n
         }
@@ -64,25 +71,40 @@ async fn runs_the_shipped_pipeline_and_stops_cleanly_on_sigterm() {
     }
     eventually("21 rows", Duration::from_secs(15), || async {
         let n = count("select count(*) from ts_measure".into()).await;
-        if n == 21 { Ok(n) } else { Err(n) }
+        if n == 21 {
+            Ok(n)
+        } else {
+            Err(n)
+        }
     })
     .await;
 
     let pid = child.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
         .expect("runner exits");
-    let log = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "exit status {:?}\n{log}", output.status);
+    let log = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit status {:?}\n{log}",
+        output.status
+    );
     assert!(log.contains("shutdown requested"), "{log}");
     assert!(log.contains("stopped"), "{log}");
     assert!(!log.contains("BUG"), "{log}");
 
     // Leave nothing behind.
-    let drop = format!("drop database if exists \"{}\" with (force)", db.name().to_string() + "_created");
+    let drop = format!(
+        "drop database if exists \"{}\" with (force)",
+        db.name().to_string() + "_created"
+    );
     sqlx::query(&drop).execute(db.pool()).await.ok();
 }
 
@@ -95,11 +117,17 @@ fn a_broken_pipeline_is_refused_with_every_error_located() {
         .replace("next: ts_measure", "next: ts_mesure")
         .replace("type: dead_letter", "type: dead_leter");
     std::fs::write(&broken, text).unwrap();
-    let output = Command::new(RUNNER).arg(&broken).output().expect("runner runs");
+    let output = Command::new(RUNNER)
+        .arg(&broken)
+        .output()
+        .expect("runner runs");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("broken.yaml:"), "{stderr}");
-    assert!(stderr.contains("stages.telemetry.next: no stage or sink named \"ts_mesure\""), "{stderr}");
+    assert!(
+        stderr.contains("stages.telemetry.next: no stage or sink named \"ts_mesure\""),
+        "{stderr}"
+    );
     assert!(stderr.contains("did you mean \"ts_measure\"?"), "{stderr}");
     assert!(stderr.contains("sinks.dead_letter.type"), "{stderr}");
     assert!(stderr.contains("did you mean \"dead_letter\"?"), "{stderr}");

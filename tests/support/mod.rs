@@ -14,6 +14,7 @@
 pub mod broker;
 pub mod db;
 pub mod mqtt;
+pub mod pipeline;
 pub mod wait;
 
 pub use broker::TestBroker;

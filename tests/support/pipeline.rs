@@ -68,7 +68,13 @@ impl TestPipeline {
         let health = pipeline.health.clone();
         eventually("the runner to subscribe", Duration::from_secs(30), || {
             let health = health.clone();
-            async move { if health.ready() { Ok(()) } else { Err("not ready") } }
+            async move {
+                if health.ready() {
+                    Ok(())
+                } else {
+                    Err("not ready")
+                }
+            }
         })
         .await;
         pipeline
@@ -81,10 +87,18 @@ impl TestPipeline {
 
     /// Waits until `sql` (a `count(*)`) reaches `n`, then returns it.
     pub async fn wait_count(&self, sql: &str, n: i64) -> i64 {
-        eventually(&format!("{n} from `{sql}`"), Duration::from_secs(15), || async {
-            let got = self.db.count(sql).await;
-            if got == n { Ok(got) } else { Err(got) }
-        })
+        eventually(
+            &format!("{n} from `{sql}`"),
+            Duration::from_secs(15),
+            || async {
+                let got = self.db.count(sql).await;
+                if got == n {
+                    Ok(got)
+                } else {
+                    Err(got)
+                }
+            },
+        )
         .await
     }
 
