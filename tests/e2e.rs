@@ -349,3 +349,32 @@ async fn out_of_order_timestamps_are_all_stored() {
     );
     p.stop().await;
 }
+
+/// The session outlives the runner: messages published while it is down
+/// wait in the broker and are stored when it comes back (same client id,
+/// clean start off, session expiry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_published_while_the_runner_is_down_are_stored_when_it_returns() {
+    let mut p = TestPipeline::spawn("persistent_session").await;
+    let message = |minute: u32| {
+        format!(
+            r#"{{"schema":"v1","ts":"2025-10-07T15:{minute:02}:00Z","points":[{{"name":"temp","v":{minute}}}]}}"#
+        )
+    };
+    p.publish(TELEM, message(0)).await;
+    p.wait_count("select count(*) from ts_measure", 1).await;
+    let first = p.stop_runner().await;
+    assert_eq!((first.received, first.acknowledged), (1, 1));
+
+    for minute in 1..=5 {
+        p.publish(TELEM, message(minute)).await;
+    }
+    p.start_runner().await;
+    p.wait_count("select count(*) from ts_measure", 6).await;
+    let second = p.stop().await;
+    assert_eq!(
+        second.received, 5,
+        "exactly the queued messages are redelivered"
+    );
+    assert_eq!(second.acknowledged, 5);
+}

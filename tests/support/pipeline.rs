@@ -26,6 +26,7 @@ pub struct TestPipeline {
     pub broker: TestBroker,
     /// A device-side client.
     pub publisher: Publisher,
+    env: HashMap<String, String>,
     shutdown: CancellationToken,
     health: Arc<Health>,
     task: Option<JoinHandle<Result<RunSummary, RunError>>>,
@@ -51,21 +52,35 @@ impl TestPipeline {
         env.insert("DATABASE_URL".into(), db.url().to_string());
         env.insert("MQTT_CLIENT_ID".into(), format!("ingest-{name}"));
         env.insert("DB_POOL_MAX".into(), "3".into());
-        let plan = compile_with_env(Path::new(SHIPPED), &|k| env.get(k).cloned())
-            .unwrap_or_else(|e| panic!("shipped pipeline must compile:\n{e}"));
-        let shutdown = CancellationToken::new();
-        let health = Arc::new(Health::default());
-        let task = tokio::spawn(run(plan, shutdown.clone(), health.clone()));
         let publisher = Publisher::connect(&broker.url(), &format!("device-{name}")).await;
-        let pipeline = TestPipeline {
+        let mut pipeline = TestPipeline {
             db,
             broker,
             publisher,
-            shutdown,
-            health,
-            task: Some(task),
+            env,
+            shutdown: CancellationToken::new(),
+            health: Arc::new(Health::default()),
+            task: None,
         };
-        let health = pipeline.health.clone();
+        pipeline.start_runner().await;
+        pipeline
+    }
+
+    /// Starts the runner (again, after [`TestPipeline::stop_runner`]) with
+    /// the same client id, and waits until it is subscribed.
+    pub async fn start_runner(&mut self) {
+        assert!(self.task.is_none(), "the runner is already running");
+        let env = &self.env;
+        let plan = compile_with_env(Path::new(SHIPPED), &|k| env.get(k).cloned())
+            .unwrap_or_else(|e| panic!("shipped pipeline must compile:\n{e}"));
+        self.shutdown = CancellationToken::new();
+        self.health = Arc::new(Health::default());
+        self.task = Some(tokio::spawn(run(
+            plan,
+            self.shutdown.clone(),
+            self.health.clone(),
+        )));
+        let health = self.health.clone();
         eventually("the runner to subscribe", Duration::from_secs(30), || {
             let health = health.clone();
             async move {
@@ -77,7 +92,18 @@ impl TestPipeline {
             }
         })
         .await;
-        pipeline
+    }
+
+    /// Stops the runner gracefully (the broker, database and publisher stay)
+    /// and returns its totals.
+    pub async fn stop_runner(&mut self) -> RunSummary {
+        self.shutdown.cancel();
+        let task = self.task.take().expect("the runner is running");
+        tokio::time::timeout(Duration::from_secs(40), task)
+            .await
+            .expect("the runner stops within its drain timeout")
+            .expect("the runner task does not panic")
+            .expect("the runner stops without error")
     }
 
     /// Publishes one message at QoS 1 (returns once the broker has it).
@@ -102,15 +128,10 @@ impl TestPipeline {
         .await
     }
 
-    /// Stops the runner gracefully and returns its totals.
+    /// Stops the runner gracefully and returns its totals; the broker and
+    /// database go when the value drops.
     pub async fn stop(mut self) -> RunSummary {
-        self.shutdown.cancel();
-        let task = self.task.take().expect("running");
-        tokio::time::timeout(Duration::from_secs(40), task)
-            .await
-            .expect("the runner stops within its drain timeout")
-            .expect("the runner task does not panic")
-            .expect("the runner stops without error")
+        self.stop_runner().await
     }
 
     /// Whether the runner is still running (it must survive bad input).
