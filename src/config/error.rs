@@ -83,6 +83,16 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| format!("did you mean {c:?}?"))
 }
 
+/// The hint for a name that is not one of `known`: the closest one, or
+/// else the whole list.
+pub fn suggest(name: &str, known: &[&str]) -> String {
+    did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+        let mut sorted = known.to_vec();
+        sorted.sort_unstable();
+        format!("expected one of: {}", sorted.join(", "))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +104,7 @@ mod tests {
             Some("did you mean \"ts_measure\"?")
         );
         assert_eq!(did_you_mean("zzz", ["ts_measure", "cmd_ack"]), None);
+        assert_eq!(suggest("zzz", &["b", "a"]), "expected one of: a, b");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::error::{did_you_mean, ConfigError, ConfigErrors};
+use crate::config::error::{suggest, ConfigError, ConfigErrors};
 use crate::config::load::{load, RawPipeline};
 use crate::graph::plan::{DatabasePlan, NodeRef, Plan};
 use crate::secret::Secret;
@@ -106,12 +106,9 @@ impl Names {
         if let Some(node) = self.map.get(name) {
             return Some(*node);
         }
-        let hint = did_you_mean(name, self.map.keys().map(String::as_str)).or_else(|| {
-            let mut known: Vec<&str> = self.map.keys().map(String::as_str).collect();
-            known.sort_unstable();
-            Some(format!("defined stages and sinks: {}", known.join(", ")))
-        });
-        raw.error(path, format!("no stage or sink named {name:?}"), hint);
+        let known: Vec<&str> = self.map.keys().map(String::as_str).collect();
+        let hint = suggest(name, &known);
+        raw.error(path, format!("no stage or sink named {name:?}"), Some(hint));
         None
     }
 }

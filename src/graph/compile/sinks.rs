@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::error::did_you_mean;
+use crate::config::error::suggest;
 use crate::config::load::RawPipeline;
 use crate::graph::plan::{BatchPlan, SinkPlan};
 use crate::sink::postgres::kind::SinkKind;
@@ -20,9 +20,7 @@ pub(super) fn compile(raw: &mut RawPipeline) -> Vec<Option<SinkPlan>> {
         .map(|(name, config)| {
             let path = format!("sinks.{name}");
             let Some(kind) = SinkKind::from_name(&config.kind) else {
-                let names = SinkKind::ALL.map(SinkKind::name);
-                let hint = did_you_mean(&config.kind, names)
-                    .unwrap_or_else(|| format!("use one of: {}", names.join(", ")));
+                let hint = suggest(&config.kind, &SinkKind::ALL.map(SinkKind::name));
                 raw.error(
                     &format!("{path}.type"),
                     format!("unknown sink type {:?}", config.kind),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::config::error::did_you_mean;
+use crate::config::error::{did_you_mean, suggest};
 use crate::config::load::RawPipeline;
 use crate::config::model::StageConfig;
 use crate::graph::plan::{NodeRef, StagePlan};
@@ -150,9 +150,7 @@ fn compile_normalize(
         let fpath = format!("{path}.formats.{selector}");
         let Some(format) = Format::from_name(&fc.format) else {
             ok = false;
-            let names = Format::ALL.map(Format::name);
-            let hint = did_you_mean(&fc.format, names)
-                .unwrap_or_else(|| format!("built-in formats: {}", names.join(", ")));
+            let hint = suggest(&fc.format, &Format::ALL.map(Format::name));
             raw.error(
                 &format!("{fpath}.format"),
                 format!("unknown format {:?}", fc.format),
