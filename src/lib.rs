@@ -6,6 +6,8 @@
 //! a message is acknowledged to the broker ([`delivery`]) only after what it
 //! became is committed.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod delivery;
 pub mod envelope;
