@@ -14,14 +14,16 @@
 //! - On shutdown it stops taking messages, keeps polling until every taken
 //!   message is committed and acknowledged, then disconnects cleanly.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish};
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, SubAck, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::Outgoing;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,9 @@ use crate::envelope::{Body, Envelope, Reason};
 use crate::graph::plan::SourcePlan;
 use crate::sink::postgres::error::backoff;
 use crate::telemetry::{add, get, Health, SourceStats};
+
+/// Capacity of rumqttc's request channel (PUBACKs, SUBSCRIBE, DISCONNECT).
+const REQUEST_CHANNEL: usize = 4096;
 
 /// Longest pause between reconnection attempts.
 const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(10);
@@ -102,6 +107,13 @@ impl<'a> MqttSource<'a> {
     }
 
     /// Runs until `shutdown` and a complete drain (or `drain_timeout`).
+    ///
+    /// One task polls the event loop and queues the PUBACKs, so that a
+    /// connection loss and the PUBACKs queued for it are seen in order: an
+    /// acknowledgement released before a disconnect belongs to the old
+    /// connection and is dropped (rumqttc also drops those already in its
+    /// request channel), never sent on the new one; the broker redelivers
+    /// those messages and the sinks store them once.
     pub async fn run(
         self,
         outputs: SourceOutputs,
@@ -109,15 +121,13 @@ impl<'a> MqttSource<'a> {
         drain_timeout: Duration,
     ) -> Result<(), SourceError> {
         let m = &self.plan.mqtt;
-        let (client, mut eventloop) = AsyncClient::new(self.options(), 1024);
-        let mut acker = tokio::spawn(ack_loop(
-            self.ledger.clone(),
-            client.clone(),
-            self.stats.clone(),
-        ));
-        let mut acker_done = false;
+        let (client, mut eventloop) = AsyncClient::new(self.options(), REQUEST_CHANNEL);
         let mut outputs = Some(outputs);
-        let mut drain_deadline: Option<Instant> = None;
+        // PUBACKs released by the ledger, waiting for room in the request
+        // channel; bounded by the messages in flight.
+        let mut backlog: VecDeque<Publish> = VecDeque::new();
+        let mut released_all = false;
+        let mut drain: Option<Drain> = None;
         let mut subscribed_once = false;
         let mut failures: u32 = 0;
         let mut result = Ok(());
@@ -127,18 +137,22 @@ impl<'a> MqttSource<'a> {
             receive_maximum = m.receive_maximum, "mqtt source starting"
         );
         loop {
+            self.queue_acks(&client, &mut backlog);
+            if outputs.is_none() && released_all && backlog.is_empty() {
+                break;
+            }
             tokio::select! {
                 _ = shutdown.cancelled(), if outputs.is_some() => {
                     outputs = None;
-                    self.ledger.close();
-                    drain_deadline = Some(Instant::now() + drain_timeout);
-                    tracing::info!(in_flight = self.ledger.in_flight(), "stopping: taking no new messages, draining");
+                    drain = Some(self.start_drain(drain_timeout));
                 }
-                _ = &mut acker, if !acker_done && outputs.is_none() => {
-                    acker_done = true;
-                    break;
+                ready = self.ledger.next_ready(), if backlog.is_empty() && !released_all => {
+                    match ready {
+                        Some(ready) => backlog.extend(ready),
+                        None => released_all = true,
+                    }
                 }
-                _ = sleep_until(drain_deadline.unwrap_or_else(far)), if drain_deadline.is_some() => {
+                _ = sleep_until(drain.as_ref().map_or_else(far, |d| d.deadline)), if drain.is_some() => {
                     tracing::warn!(
                         unacknowledged = self.ledger.in_flight(),
                         "drain timed out; unacknowledged messages stay with the broker for redelivery"
@@ -157,38 +171,16 @@ impl<'a> MqttSource<'a> {
                         tracing::info!(session_present = ack.session_present, "connected to broker");
                         if !ack.session_present || !subscribed_once {
                             subscribed_once = true;
-                            let filters: Vec<Filter> = m
-                                .subscriptions
-                                .iter()
-                                .map(|(f, q)| Filter::new(f.clone(), qos(*q)))
-                                .collect();
-                            let client = client.clone();
-                            tokio::spawn(async move {
-                                if let Err(e) = client.subscribe_many(filters).await {
-                                    tracing::error!(error = %e, "cannot queue SUBSCRIBE");
-                                }
-                            });
+                            self.subscribe(&client);
                         }
                     }
-                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                        use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode as Code;
-                        for (code, (filter, _)) in ack.return_codes.iter().zip(&m.subscriptions) {
-                            match code {
-                                Code::Success(q) => {
-                                    self.health.set_subscribed(true);
-                                    tracing::info!(filter = %filter, granted_qos = ?q, "subscribed")
-                                }
-                                other => tracing::error!(filter = %filter, code = ?other, "subscription refused by the broker"),
-                            }
-                        }
-                    }
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => self.check_suback(&ack),
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
                         if let Some(out) = &outputs {
                             if self.accept(publish, out).await.is_err() {
                                 result = Err(SourceError::PipelineClosed);
                                 outputs = None;
-                                self.ledger.close();
-                                drain_deadline = Some(Instant::now() + drain_timeout);
+                                drain = Some(self.start_drain(drain_timeout));
                             }
                         }
                     }
@@ -197,10 +189,19 @@ impl<'a> MqttSource<'a> {
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        // Everything released so far belongs to the lost
+                        // connection: never acknowledge it on the next one.
+                        self.ledger.new_epoch();
+                        let dropped = backlog.len();
+                        backlog.clear();
                         self.health.set_broker_up(false);
                         let wait = backoff(failures, MAX_RECONNECT_BACKOFF);
                         failures = failures.saturating_add(1);
-                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "mqtt connection lost; reconnecting");
+                        tracing::warn!(
+                            error = %e, retry_in_ms = wait.as_millis() as u64,
+                            unacknowledged = self.ledger.in_flight() + dropped,
+                            "mqtt connection lost; reconnecting (unacknowledged messages will be redelivered)"
+                        );
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}
                             _ = shutdown.cancelled(), if outputs.is_some() => {}
@@ -209,27 +210,80 @@ impl<'a> MqttSource<'a> {
                 }
             }
         }
-        if !acker_done {
-            acker.abort();
-        }
         self.health.set_broker_up(false);
-        let _ = client.try_disconnect();
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
+        disconnect(&client, &mut eventloop).await;
+        let acknowledged = get(&self.stats.acked);
+        if let Some(drain) = drain {
+            tracing::info!(
+                drained = acknowledged - drain.acked_before,
+                in_flight_at_stop = drain.in_flight,
+                "drained: committed and acknowledged"
+            );
+        }
         tracing::info!(
             received = get(&self.stats.received),
-            acknowledged = get(&self.stats.acked),
-            unacknowledged = self.ledger.in_flight(),
+            acknowledged,
+            unacknowledged = self.ledger.in_flight() + backlog.len(),
             "mqtt source stopped"
         );
         result
+    }
+
+    /// Stops taking messages; the ledger now only empties.
+    fn start_drain(&self, timeout: Duration) -> Drain {
+        self.ledger.close();
+        let drain = Drain {
+            deadline: Instant::now() + timeout,
+            acked_before: get(&self.stats.acked),
+            in_flight: self.ledger.in_flight(),
+        };
+        tracing::info!(
+            in_flight = drain.in_flight,
+            timeout_secs = timeout.as_secs(),
+            "stopping: taking no new messages, draining"
+        );
+        drain
+    }
+
+    /// Queues released PUBACKs while the request channel has room; the
+    /// rest wait for the event loop to make room.
+    fn queue_acks(&self, client: &AsyncClient, backlog: &mut VecDeque<Publish>) {
+        while let Some(publish) = backlog.front() {
+            if client.try_ack(publish).is_err() {
+                break;
+            }
+            backlog.pop_front();
+            add(&self.stats.acked, 1);
+        }
+    }
+
+    /// Queues the SUBSCRIBE for every configured filter.
+    fn subscribe(&self, client: &AsyncClient) {
+        let filters: Vec<Filter> = self
+            .plan
+            .mqtt
+            .subscriptions
+            .iter()
+            .map(|(f, q)| Filter::new(f.clone(), qos(*q)))
+            .collect();
+        if let Err(e) = client.try_subscribe_many(filters) {
+            tracing::error!(error = %e, "cannot queue SUBSCRIBE");
+        }
+    }
+
+    /// Logs each subscription's outcome; readiness needs at least one grant.
+    fn check_suback(&self, ack: &SubAck) {
+        for (code, (filter, _)) in ack.return_codes.iter().zip(&self.plan.mqtt.subscriptions) {
+            match code {
+                SubscribeReasonCode::Success(q) => {
+                    self.health.set_subscribed(true);
+                    tracing::info!(filter = %filter, granted_qos = ?q, "subscribed");
+                }
+                other => {
+                    tracing::error!(filter = %filter, code = ?other, "subscription refused by the broker")
+                }
+            }
+        }
     }
 
     /// Turns one PUBLISH into an envelope and hands it in (or straight to
@@ -282,14 +336,27 @@ impl<'a> MqttSource<'a> {
     }
 }
 
-/// Sends PUBACKs as the ledger releases messages, in order.
-async fn ack_loop(ledger: Arc<Ledger<Publish>>, client: AsyncClient, stats: Arc<SourceStats>) {
-    while let Some(ready) = ledger.next_ready().await {
-        for publish in ready {
-            if client.ack(&publish).await.is_err() {
-                return;
+/// What a drain started with, for its deadline and its closing log line.
+struct Drain {
+    deadline: Instant,
+    acked_before: u64,
+    in_flight: usize,
+}
+
+/// Sends DISCONNECT after every queued PUBACK and waits (bounded) until it
+/// is written, so the broker keeps our session and sees a clean stop.
+async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut queued = false;
+        loop {
+            if !queued {
+                queued = client.try_disconnect().is_ok();
             }
-            add(&stats.acked, 1);
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
         }
-    }
+    })
+    .await;
 }
