@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::envelope::Envelope;
 use crate::graph::plan::{NodeRef, Plan};
+use crate::sink::postgres::error::backoff;
 use crate::sink::postgres::setup::{self, SetupError};
 use crate::sink::postgres::writer::Writer;
 use crate::sink::postgres::{batch, dead_letter};
@@ -48,14 +49,29 @@ pub struct RunSummary {
     pub dropped: u64,
 }
 
-/// Prepares the database, then runs the pipeline until `shutdown` and a
-/// complete drain.
+/// Prepares the database (waiting, with backoff, while it is unreachable),
+/// then runs the pipeline until `shutdown` and a complete drain.
 pub async fn run(
     plan: Plan,
     shutdown: CancellationToken,
     health: Arc<Health>,
 ) -> Result<RunSummary, RunError> {
-    let pool = setup::prepare(&plan.database).await?;
+    let mut attempt = 0;
+    let pool = loop {
+        match setup::prepare(&plan.database).await {
+            Ok(pool) => break pool,
+            Err(e) if e.is_transient() => {
+                let wait = backoff(attempt, Duration::from_secs(10));
+                attempt += 1;
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "database not reachable yet; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => return Ok(RunSummary::default()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let summary = run_with_pool(plan, pool.clone(), shutdown, health).await;
     pool.close().await;
     summary

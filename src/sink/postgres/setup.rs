@@ -55,6 +55,20 @@ pub enum SetupError {
     },
 }
 
+impl SetupError {
+    /// Whether waiting may help: the server is unreachable or refusing
+    /// connections for now (it is starting, restarting, or the network is
+    /// down), as opposed to a wrong URL, a failed migration or a missing role.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SetupError::Connect { source, .. } => {
+                super::error::classify(source) == super::error::Disposition::Retry
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Creates (if allowed and missing) and migrates the database, and returns
 /// a pool for the sinks.
 pub async fn prepare(db: &DatabasePlan) -> Result<PgPool, SetupError> {
