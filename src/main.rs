@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use traksense_ingest::graph::{compile, run};
-use traksense_ingest::telemetry::{init_tracing, LogFormat};
+use traksense_ingest::telemetry::{init_tracing, LogFormat, Telemetry};
 
 /// TrakSense ingest: MQTT → PostgreSQL, configured as a YAML pipeline.
 #[derive(Debug, Parser)]
@@ -81,8 +81,8 @@ fn run_pipeline(file: PathBuf) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));
-        let health = std::sync::Arc::new(traksense_ingest::telemetry::Health::default());
-        let summary = run::run(plan, shutdown, health).await?;
+        let telemetry = Telemetry::new()?;
+        let summary = run::run(plan, shutdown, telemetry).await?;
         tracing::info!(
             received = summary.received,
             acknowledged = summary.acknowledged,

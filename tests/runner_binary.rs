@@ -23,6 +23,7 @@ async fn runs_the_shipped_pipeline_and_stops_cleanly_on_sigterm() {
         .env("MQTT_URL", broker.url())
         .env("DATABASE_URL", &url)
         .env("MQTT_CLIENT_ID", "runner-binary-test")
+        .env("METRICS_PORT", "0")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -194,12 +194,20 @@ pub struct RuntimeConfig {
     /// Longest graceful drain on SIGTERM/Ctrl-C before giving up.
     #[serde(default = "default_shutdown", deserialize_with = "lenient")]
     pub shutdown_timeout_secs: u64,
+    /// Address `/metrics`, `/healthz` and `/readyz` listen on.
+    #[serde(default = "default_metrics_host")]
+    pub metrics_host: String,
+    /// Port of `/metrics` (`METRICS_PORT`); 0 picks a free one.
+    #[serde(default = "default_metrics_port", deserialize_with = "lenient")]
+    pub metrics_port: u16,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             shutdown_timeout_secs: default_shutdown(),
+            metrics_host: default_metrics_host(),
+            metrics_port: default_metrics_port(),
         }
     }
 }
@@ -252,4 +260,10 @@ fn default_retention() -> u32 {
 }
 fn default_shutdown() -> u64 {
     30
+}
+fn default_metrics_host() -> String {
+    "0.0.0.0".into()
+}
+fn default_metrics_port() -> u16 {
+    9100
 }

@@ -4,3 +4,4 @@
 pub mod compile;
 pub mod plan;
 pub mod run;
+mod stage_task;

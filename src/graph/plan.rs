@@ -1,6 +1,7 @@
 //! The validated pipeline: every name resolved, every schema loaded, every
 //! limit checked. Built once by `compile`; the runtime reads nothing else.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub struct Plan {
     pub database: DatabasePlan,
     /// Longest graceful drain.
     pub shutdown_timeout: Duration,
+    /// Where `/metrics`, `/healthz` and `/readyz` listen.
+    pub metrics_addr: SocketAddr,
     /// Problems that do not stop the pipeline (an unreachable stage).
     pub warnings: Vec<ConfigError>,
 }

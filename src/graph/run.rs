@@ -1,5 +1,5 @@
 //! Running a plan: one tokio task per stage and per sink, joined by bounded
-//! channels, fed by the MQTT source.
+//! channels, fed by the MQTT source, observed through [`Telemetry`].
 //!
 //! Shutdown is a cascade of dropped senders, as in mini-redis: only the
 //! source watches the cancellation token; when it stops taking messages it
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,8 +23,12 @@ use crate::sink::postgres::setup::{self, SetupError};
 use crate::sink::postgres::writer::Writer;
 use crate::sink::postgres::{batch, dead_letter};
 use crate::source::mqtt::{MqttSource, SourceError, SourceOutputs};
-use crate::stage::step::{Stage, Step};
-use crate::telemetry::{add, get, Health, SinkStats, SourceStats, StageStats};
+use crate::stage::step::Stage;
+use crate::telemetry::metrics::PipelineView;
+use crate::telemetry::queue::{self, QueueProbe};
+use crate::telemetry::{get, http, SinkStats, SourceStats, StageStats, Telemetry};
+
+use super::stage_task::run_stage;
 
 /// Why a run ended in error.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +39,14 @@ pub enum RunError {
     /// The source stopped abnormally.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The metrics port could not be bound.
+    #[error("cannot listen for /metrics on {addr}: {source}; set METRICS_PORT (runtime.metrics_port) to a free port")]
+    MetricsListen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Totals at the end of a run, for the stop log and for tests.
@@ -49,12 +62,39 @@ pub struct RunSummary {
     pub dropped: u64,
 }
 
-/// Prepares the database (waiting, with backoff, while it is unreachable),
-/// then runs the pipeline until `shutdown` and a complete drain.
+/// Serves `/metrics`, `/healthz` and `/readyz`, prepares the database
+/// (waiting, with backoff, while it is unreachable), then runs the pipeline
+/// until `shutdown` and a complete drain.
 pub async fn run(
     plan: Plan,
     shutdown: CancellationToken,
-    health: Arc<Health>,
+    telemetry: Arc<Telemetry>,
+) -> Result<RunSummary, RunError> {
+    let addr = plan.metrics_addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::MetricsListen { addr, source })?;
+    if let Ok(bound) = listener.local_addr() {
+        telemetry.set_addr(bound);
+        tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
+    }
+    let server_stop = CancellationToken::new();
+    let server = tokio::spawn(http::serve(
+        listener,
+        telemetry.metrics.clone(),
+        telemetry.health.clone(),
+        server_stop.clone(),
+    ));
+    let result = prepare_and_run(plan, shutdown, telemetry).await;
+    server_stop.cancel();
+    let _ = server.await;
+    result
+}
+
+async fn prepare_and_run(
+    plan: Plan,
+    shutdown: CancellationToken,
+    telemetry: Arc<Telemetry>,
 ) -> Result<RunSummary, RunError> {
     let mut attempt = 0;
     let pool = loop {
@@ -72,7 +112,8 @@ pub async fn run(
             Err(e) => return Err(e.into()),
         }
     };
-    let summary = run_with_pool(plan, pool.clone(), shutdown, health).await;
+    telemetry.health.set_db_up(true);
+    let summary = run_with_pool(plan, pool.clone(), shutdown, telemetry).await;
     pool.close().await;
     summary
 }
@@ -82,18 +123,21 @@ pub async fn run_with_pool(
     plan: Plan,
     pool: PgPool,
     shutdown: CancellationToken,
-    health: Arc<Health>,
+    telemetry: Arc<Telemetry>,
 ) -> Result<RunSummary, RunError> {
     let mut senders: HashMap<NodeRef, mpsc::Sender<Envelope>> = HashMap::new();
+    let mut probes = Vec::new();
     let mut stage_inputs = Vec::new();
     let mut sink_inputs = Vec::new();
     for (i, stage) in plan.stages.iter().enumerate() {
         let (tx, rx) = mpsc::channel(stage.queue);
+        probes.push(QueueProbe::new(&stage.name, &tx));
         senders.insert(NodeRef::Stage(i), tx);
         stage_inputs.push(rx);
     }
     for (i, sink) in plan.sinks.iter().enumerate() {
         let (tx, rx) = mpsc::channel(sink.queue);
+        probes.push(QueueProbe::new(&sink.name, &tx));
         senders.insert(NodeRef::Sink(i), tx);
         sink_inputs.push(rx);
     }
@@ -104,8 +148,9 @@ pub async fn run_with_pool(
     let mut sink_stats = Vec::new();
     for (i, (sink, input)) in plan.sinks.iter().zip(sink_inputs).enumerate() {
         let stats = Arc::new(SinkStats::default());
-        sink_stats.push((sink.name.clone(), stats.clone()));
-        let writer = Writer::new(sink, pool.clone(), &plan.database.role);
+        sink_stats.push((sink.name.clone(), sink.kind, stats.clone()));
+        let writer = Writer::new(sink, pool.clone(), &plan.database.role)
+            .with_metrics(telemetry.metrics.sink(&sink.name, sink.kind));
         let dead = if i == plan.dead_letter {
             None
         } else {
@@ -118,6 +163,9 @@ pub async fn run_with_pool(
         tracker.spawn(batch::run(writer, sink.batch, input, dead, stats));
     }
 
+    let (type_capture, types) = message_types(&plan);
+    let source_stats = Arc::new(SourceStats::with_types(&type_capture, types));
+    let mut stage_stats = Vec::new();
     let mut stages = plan.stages;
     for (stage_plan, input) in stages.drain(..).zip(stage_inputs) {
         let outputs: Option<Vec<_>> = stage_plan.outputs.iter().map(|n| sender(*n)).collect();
@@ -128,6 +176,7 @@ pub async fn run_with_pool(
             stage = %stage_plan.name, kind = stage_plan.stage.kind(), queue = stage_plan.queue, "stage"
         );
         let stats = Arc::new(StageStats::default());
+        stage_stats.push((stage_plan.name.clone(), stats.clone()));
         tracker.spawn(run_stage(
             stage_plan.name,
             stage_plan.stage,
@@ -138,20 +187,28 @@ pub async fn run_with_pool(
         ));
     }
 
-    let retention = match (
-        plan.database.dlq_retention,
-        plan.sinks.get(plan.dead_letter),
-    ) {
-        (Some(keep), Some(sink)) => Some(tokio::spawn(dead_letter::retain(
+    telemetry.metrics.observe(Arc::new(PipelineView {
+        source: source_stats.clone(),
+        stages: stage_stats,
+        sinks: sink_stats.clone(),
+        queues: probes.clone(),
+        health: telemetry.health.clone(),
+    }));
+    let background = [
+        plan.database
+            .dlq_retention
+            .zip(plan.sinks.get(plan.dead_letter))
+            .map(|(keep, sink)| {
+                tokio::spawn(dead_letter::retain(pool.clone(), sink.table.clone(), keep))
+            }),
+        Some(tokio::spawn(setup::probe(
             pool.clone(),
-            sink.table.clone(),
-            keep,
+            telemetry.health.clone(),
         ))),
-        _ => None,
-    };
+        Some(tokio::spawn(queue::watch(probes, Duration::from_secs(1)))),
+    ];
 
-    let source_stats = Arc::new(SourceStats::default());
-    let source = MqttSource::new(&plan.source, source_stats.clone(), health);
+    let source = MqttSource::new(&plan.source, source_stats.clone(), telemetry.health.clone());
     let ledger = source.ledger();
     let (Some(next), Some(dead)) = (sender(plan.source.next), dead_tx) else {
         unreachable!("compile resolves source.next and the dead-letter sink");
@@ -168,7 +225,7 @@ pub async fn run_with_pool(
     {
         tracing::warn!("some stage or sink tasks were still busy at stop");
     }
-    if let Some(task) = retention {
+    for task in background.into_iter().flatten() {
         task.abort();
     }
     let summary = RunSummary {
@@ -176,7 +233,7 @@ pub async fn run_with_pool(
         acknowledged: get(&source_stats.acked),
         sinks: sink_stats
             .iter()
-            .map(|(name, s)| (name.clone(), get(&s.messages), get(&s.rows)))
+            .map(|(name, _, s)| (name.clone(), get(&s.messages), get(&s.rows)))
             .collect(),
         dropped: ledger.dropped(),
     };
@@ -187,40 +244,18 @@ pub async fn run_with_pool(
     Ok(summary)
 }
 
-/// One stage's task: process until the input is closed and empty.
-async fn run_stage(
-    name: String,
-    stage: Stage,
-    mut input: mpsc::Receiver<Envelope>,
-    outputs: Vec<mpsc::Sender<Envelope>>,
-    dead: mpsc::Sender<Envelope>,
-    stats: Arc<StageStats>,
-) {
-    while let Some(envelope) = input.recv().await {
-        add(&stats.received, 1);
-        let (channel, envelope) = match stage.process(envelope) {
-            Step::Next(port, envelope) => {
-                add(&stats.sent, 1);
-                match outputs.get(port) {
-                    Some(out) => (out, envelope),
-                    None => {
-                        tracing::error!(stage = %name, port, "BUG: stage chose an output it does not have");
-                        continue;
-                    }
-                }
-            }
-            Step::Reject(envelope) => {
-                add(&stats.rejected, 1);
-                (&dead, envelope)
-            }
-        };
-        if channel.send(envelope).await.is_err() {
-            tracing::error!(stage = %name, "downstream task ended; stage stopping");
-            break;
-        }
-    }
-    tracing::debug!(
-        stage = %name, received = get(&stats.received), sent = get(&stats.sent),
-        rejected = get(&stats.rejected), "stage drained"
-    );
+/// The capture and values messages are counted by (`type` label): those of
+/// the first router, e.g. `kind` → `telem`, `ack`. A bounded set, so the
+/// label cannot grow with what devices publish.
+fn message_types(plan: &Plan) -> (String, Vec<String>) {
+    plan.stages
+        .iter()
+        .find_map(|s| match &s.stage {
+            Stage::Router(router) => Some((
+                router.on().to_string(),
+                router.values().map(str::to_string).collect(),
+            )),
+            _ => None,
+        })
+        .unwrap_or_default()
 }

@@ -302,9 +302,11 @@ impl<'a> MqttSource<'a> {
         let topic: Arc<str> = Arc::from(String::from_utf8_lossy(&publish.topic).as_ref());
         let captures = self.plan.topic.matches(&topic);
         let matched = captures.is_some();
+        let captures = captures.unwrap_or_default();
+        self.stats.count_type(&captures);
         let envelope = Envelope {
             topic: topic.clone(),
-            captures: captures.unwrap_or_default(),
+            captures,
             payload: publish.payload,
             received_at: Utc::now(),
             body: Body::Raw,

@@ -21,6 +21,17 @@ impl Router {
         Router { on, routes }
     }
 
+    /// The capture values this router routes (e.g. `telem`, `ack`): the
+    /// bounded set of `type` labels for the message counter.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|(k, _)| k.as_str())
+    }
+
+    /// The topic capture routed on.
+    pub fn on(&self) -> &str {
+        &self.on
+    }
+
     /// Routes one envelope.
     pub fn process(&self, envelope: Envelope) -> Step {
         let value = envelope.captures.get(&self.on);

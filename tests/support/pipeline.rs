@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use traksense_ingest::graph::compile::compile_with_env;
 use traksense_ingest::graph::run::{run, RunError, RunSummary};
-use traksense_ingest::telemetry::Health;
+use traksense_ingest::telemetry::Telemetry;
 
 use super::{eventually, Publisher, TestBroker, TestDb};
 
@@ -28,7 +28,8 @@ pub struct TestPipeline {
     pub publisher: Publisher,
     env: HashMap<String, String>,
     shutdown: CancellationToken,
-    health: Arc<Health>,
+    /// The running runner's health flags and metrics.
+    pub telemetry: Arc<Telemetry>,
     task: Option<JoinHandle<Result<RunSummary, RunError>>>,
 }
 
@@ -52,6 +53,7 @@ impl TestPipeline {
         env.insert("DATABASE_URL".into(), db.url().to_string());
         env.insert("MQTT_CLIENT_ID".into(), format!("ingest-{name}"));
         env.insert("DB_POOL_MAX".into(), "3".into());
+        env.insert("METRICS_PORT".into(), "0".into());
         let publisher = Publisher::connect(&broker.url(), &format!("device-{name}")).await;
         let mut pipeline = TestPipeline {
             db,
@@ -59,7 +61,7 @@ impl TestPipeline {
             publisher,
             env,
             shutdown: CancellationToken::new(),
-            health: Arc::new(Health::default()),
+            telemetry: Telemetry::new().expect("metrics registry"),
             task: None,
         };
         pipeline.start_runner().await;
@@ -74,13 +76,13 @@ impl TestPipeline {
         let plan = compile_with_env(Path::new(SHIPPED), &|k| env.get(k).cloned())
             .unwrap_or_else(|e| panic!("shipped pipeline must compile:\n{e}"));
         self.shutdown = CancellationToken::new();
-        self.health = Arc::new(Health::default());
+        self.telemetry = Telemetry::new().expect("metrics registry");
         self.task = Some(tokio::spawn(run(
             plan,
             self.shutdown.clone(),
-            self.health.clone(),
+            self.telemetry.clone(),
         )));
-        let health = self.health.clone();
+        let health = self.telemetry.health.clone();
         eventually("the runner to subscribe", Duration::from_secs(30), || {
             let health = health.clone();
             async move {

@@ -2,6 +2,7 @@
 //! either a complete plan or every error found.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub fn compile_with_env(
     }
     let dead_letter = find_dead_letter(&mut raw, &sink_plans);
     let database = compile_database(&mut raw);
+    let metrics_addr = compile_metrics_addr(&mut raw);
     let warnings = checks::check(&mut raw, &nodes, source.as_ref());
 
     let mut errors = raw.errors;
@@ -70,6 +72,7 @@ pub fn compile_with_env(
         dead_letter: dead_letter.ok_or_else(incomplete)?,
         database: database.ok_or_else(incomplete)?,
         shutdown_timeout: Duration::from_secs(raw.runtime.shutdown_timeout_secs),
+        metrics_addr: metrics_addr.ok_or_else(incomplete)?,
         warnings,
     })
 }
@@ -141,6 +144,22 @@ fn find_dead_letter(
                 &format!("sinks.{}", name.unwrap_or_default()),
                 "more than one dead_letter sink",
                 Some("keep exactly one sink with `type: dead_letter`".into()),
+            );
+            None
+        }
+    }
+}
+
+fn compile_metrics_addr(raw: &mut RawPipeline) -> Option<SocketAddr> {
+    let host = &raw.runtime.metrics_host;
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Some(SocketAddr::new(ip, raw.runtime.metrics_port)),
+        Err(_) => {
+            let message = format!("{host:?} is not an IP address");
+            raw.error(
+                "runtime.metrics_host",
+                message,
+                Some("use 0.0.0.0 (all interfaces) or 127.0.0.1 (this machine only)".into()),
             );
             None
         }

@@ -144,3 +144,26 @@ async fn create_database(options: &PgConnectOptions) -> Result<(), sqlx::Error> 
     }
     conn.close().await
 }
+
+/// Checks every second that the database answers (`SELECT 1` within 2 s)
+/// and records the outcome for `/readyz`, until aborted.
+pub async fn probe(pool: PgPool, health: std::sync::Arc<crate::telemetry::Health>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let answered = tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query("SELECT 1").execute(&pool),
+        )
+        .await;
+        let up = matches!(answered, Ok(Ok(_)));
+        if up != health.db_up.load(std::sync::atomic::Ordering::Relaxed) {
+            if up {
+                tracing::info!("database reachable again");
+            } else {
+                tracing::warn!("database unreachable");
+            }
+        }
+        health.set_db_up(up);
+    }
+}

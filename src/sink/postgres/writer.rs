@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::envelope::{Body, Envelope, Reason};
 use crate::graph::plan::SinkPlan;
+use crate::telemetry::metrics::SinkMetrics;
 use crate::telemetry::{add, SinkStats};
 
 use super::error::{backoff, classify, Disposition};
@@ -30,6 +31,7 @@ pub struct Writer {
     sql: String,
     pool: PgPool,
     role: String,
+    metrics: Option<SinkMetrics>,
 }
 
 impl Writer {
@@ -47,7 +49,14 @@ impl Writer {
             sql,
             pool,
             role: role.to_string(),
+            metrics: None,
         }
+    }
+
+    /// Records batch sizes and latencies into `metrics`.
+    pub fn with_metrics(mut self, metrics: SinkMetrics) -> Writer {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The sink's name, for logs.
@@ -91,6 +100,14 @@ impl Writer {
                         add(&stats.messages, part.len() as u64);
                         add(&stats.rows, rows);
                         add(&stats.batches, 1);
+                        if let Some(metrics) = &self.metrics {
+                            metrics.committed(rows, &part);
+                        }
+                        for envelope in &part {
+                            if let Body::Rejected(rejection) = &envelope.body {
+                                stats.count_reason(rejection.reason);
+                            }
+                        }
                         part.into_iter().for_each(|e| e.token.commit());
                     }
                     Err(_) if part.len() > 1 => {
