@@ -15,6 +15,7 @@ pub mod broker;
 pub mod db;
 pub mod mqtt;
 pub mod pipeline;
+pub mod prom;
 pub mod wait;
 
 pub use broker::TestBroker;
