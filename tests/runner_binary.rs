@@ -16,8 +16,10 @@ const RUNNER: &str = env!("CARGO_BIN_EXE_runner");
 async fn runs_the_shipped_pipeline_and_stops_cleanly_on_sigterm() {
     let broker = TestBroker::start();
     let db = TestDb::create("runner_binary").await;
-    // The runner creates its database itself: point it at a fresh name.
-    let url = format!("{}_created", db.url());
+    // The runner creates its database itself: point it at a fresh name. The
+    // URL carries a password (ignored by trust auth) that must never be logged.
+    let url = format!("{}_created", db.url()).replacen("postgres@", "postgres:s3cr3t-db@", 1);
+    assert!(url.contains("s3cr3t-db"), "{url}");
     let child = Command::new(RUNNER)
         .arg(SHIPPED)
         .env("MQTT_URL", broker.url())
@@ -25,6 +27,9 @@ async fn runs_the_shipped_pipeline_and_stops_cleanly_on_sigterm() {
         .env("MQTT_CLIENT_ID", "runner-binary-test")
         .env("METRICS_PORT", "0")
         .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "json")
+        .env("MQTT_USERNAME", "ingest")
+        .env("MQTT_PASSWORD", "s3cr3t-mqtt")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -100,6 +105,19 @@ async fn runs_the_shipped_pipeline_and_stops_cleanly_on_sigterm() {
     assert!(log.contains("shutdown requested"), "{log}");
     assert!(log.contains("stopped"), "{log}");
     assert!(!log.contains("BUG"), "{log}");
+    assert!(!log.contains("s3cr3t"), "a secret reached the log:\n{log}");
+    for line in log.lines().filter(|l| !l.is_empty()) {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(
+            parsed.is_ok(),
+            "LOG_FORMAT=json gives one JSON object per line: {line}"
+        );
+    }
+    assert!(
+        log.contains(r#""stage":"by_kind""#),
+        "a start line per stage:\n{log}"
+    );
+    assert!(log.contains("sink totals"), "totals at stop:\n{log}");
 
     // Leave nothing behind.
     let drop = format!(
