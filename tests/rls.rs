@@ -59,6 +59,7 @@ fn writer(kind: SinkKind, pool: sqlx::PgPool) -> Writer {
         batch: BatchPlan {
             max_rows: 10,
             max_wait: Duration::from_millis(10),
+            parallel: 1,
         },
         queue: 10,
     };

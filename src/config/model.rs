@@ -142,17 +142,21 @@ pub struct SinkConfig {
     pub queue: usize,
 }
 
-/// `batch:` — a batch is written when it has `max_rows` rows or when its
-/// first row has waited `max_ms`, whichever comes first.
+/// `batch:` — a batch is written as soon as a write slot is free and no
+/// more rows are waiting (group commit), or when it has `max_rows` rows, or
+/// when its first row has waited `max_ms`, whichever comes first.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
-    /// Rows per batch (`INGEST_BATCH_SIZE`).
+    /// Most rows per batch (`INGEST_BATCH_SIZE`).
     #[serde(default = "default_batch_rows", deserialize_with = "lenient")]
     pub max_rows: usize,
-    /// Longest wait for a batch to fill (`INGEST_BATCH_MS`).
+    /// Longest wait for a batch while every write slot is busy (`INGEST_BATCH_MS`).
     #[serde(default = "default_batch_ms", deserialize_with = "lenient")]
     pub max_ms: u64,
+    /// Batches written at once, each on its own pooled connection.
+    #[serde(default = "default_parallel", deserialize_with = "lenient")]
+    pub parallel: usize,
 }
 
 impl Default for BatchConfig {
@@ -160,6 +164,7 @@ impl Default for BatchConfig {
         BatchConfig {
             max_rows: default_batch_rows(),
             max_ms: default_batch_ms(),
+            parallel: default_parallel(),
         }
     }
 }
@@ -245,6 +250,9 @@ fn default_batch_rows() -> usize {
 }
 fn default_batch_ms() -> u64 {
     50
+}
+fn default_parallel() -> usize {
+    2
 }
 fn default_pool_max() -> u32 {
     8

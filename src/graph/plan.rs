@@ -110,13 +110,16 @@ pub struct SinkPlan {
     pub queue: usize,
 }
 
-/// Flush a batch at `max_rows` rows or `max_wait` after its first row.
+/// Write a batch when a write slot is free and nothing more waits, at
+/// `max_rows` rows, or `max_wait` after its first row.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchPlan {
-    /// Rows per batch.
+    /// Most rows per batch.
     pub max_rows: usize,
     /// Longest wait.
     pub max_wait: Duration,
+    /// Batches written at once (each on its own connection).
+    pub parallel: usize,
 }
 
 /// The database.

@@ -57,6 +57,14 @@ pub(super) fn compile(raw: &mut RawPipeline) -> Vec<Option<SinkPlan>> {
                     Some("a batch waits at most this long for more rows".into()),
                 );
             }
+            if config.batch.parallel == 0 {
+                ok = false;
+                raw.error(
+                    &format!("{path}.batch.parallel"),
+                    "must be at least 1",
+                    None,
+                );
+            }
             if config.queue == 0 {
                 ok = false;
                 raw.error(&format!("{path}.queue"), "must be at least 1", None);
@@ -69,6 +77,7 @@ pub(super) fn compile(raw: &mut RawPipeline) -> Vec<Option<SinkPlan>> {
                 batch: BatchPlan {
                     max_rows: config.batch.max_rows,
                     max_wait: Duration::from_millis(config.batch.max_ms),
+                    parallel: config.batch.parallel,
                 },
                 queue: config.queue,
             })

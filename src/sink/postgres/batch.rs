@@ -1,11 +1,22 @@
-//! The sink task: collects envelopes into a batch and flushes it when it
-//! holds `max_rows` rows or its first envelope has waited `max_wait`. When
-//! the input closes (the pipeline is draining) it flushes what it has and
-//! returns: a drain is dropped senders, not a signal.
+//! The sink task: group commit.
+//!
+//! Envelopes are collected into a batch that is written as soon as a write
+//! slot is free and nothing more is waiting in the input, or when it holds
+//! `max_rows` rows, or when its first envelope has waited `max_wait` —
+//! whichever comes first. Up to `parallel` batches are written at once, each
+//! on its own connection. At low load every message is written at once (low
+//! latency); under load the batches grow while the slots are busy (high
+//! throughput), with no timer to tune. Acknowledgement order does not depend
+//! on which batch commits first: the delivery ledger releases in arrival
+//! order.
+//!
+//! When the input closes (the pipeline is draining) it writes what it has,
+//! waits for every write, and returns: a drain is dropped senders.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
 use crate::envelope::Envelope;
@@ -15,7 +26,7 @@ use crate::telemetry::SinkStats;
 use super::timeseries::rows_of;
 use super::writer::Writer;
 
-/// Runs one sink until its input closes.
+/// Runs one sink until its input closes and every write has finished.
 pub async fn run(
     writer: Writer,
     batch: BatchPlan,
@@ -26,34 +37,45 @@ pub async fn run(
     let mut pending: Vec<Envelope> = Vec::new();
     let mut rows = 0usize;
     let mut deadline: Option<Instant> = None;
+    let mut writes: JoinSet<()> = JoinSet::new();
+    let mut closed = false;
     let far = || Instant::now() + std::time::Duration::from_secs(86_400);
     loop {
-        let received = tokio::select! {
-            biased;
-            received = input.recv() => received,
-            _ = sleep_until(deadline.unwrap_or_else(far)), if deadline.is_some() => {
-                let full = std::mem::take(&mut pending);
-                writer.flush(full, dead.as_ref(), &stats).await;
-                rows = 0;
-                deadline = None;
-                continue;
-            }
-        };
-        let Some(envelope) = received else { break };
-        if pending.is_empty() {
-            deadline = Some(Instant::now() + batch.max_wait);
-        }
-        rows += rows_of(&envelope);
-        pending.push(envelope);
-        if rows >= batch.max_rows {
+        let due = deadline.is_some_and(|d| d <= Instant::now());
+        let slot_free = writes.len() < batch.parallel;
+        let ready = rows >= batch.max_rows || closed || due || input.is_empty();
+        if !pending.is_empty() && slot_free && ready {
             let full = std::mem::take(&mut pending);
-            writer.flush(full, dead.as_ref(), &stats).await;
+            let (writer, dead, stats) = (writer.clone(), dead.clone(), stats.clone());
+            writes.spawn(async move { writer.flush(full, dead.as_ref(), &stats).await });
             rows = 0;
             deadline = None;
+            continue;
         }
-    }
-    if !pending.is_empty() {
-        writer.flush(pending, dead.as_ref(), &stats).await;
+        if closed && pending.is_empty() && writes.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some(done) = writes.join_next(), if !writes.is_empty() => {
+                if let Err(e) = done {
+                    // A panicked write dropped its tokens unsettled: they are
+                    // never acknowledged, and the broker redelivers them.
+                    tracing::error!(sink = writer.name(), error = %e, "BUG: a batch write panicked");
+                }
+            }
+            received = input.recv(), if !closed && rows < batch.max_rows => match received {
+                Some(envelope) => {
+                    if pending.is_empty() {
+                        deadline = Some(Instant::now() + batch.max_wait);
+                    }
+                    rows += rows_of(&envelope);
+                    pending.push(envelope);
+                }
+                None => closed = true,
+            },
+            _ = sleep_until(deadline.unwrap_or_else(far)), if deadline.is_some() && slot_free => {}
+        }
     }
     tracing::debug!(sink = writer.name(), "sink drained");
 }
