@@ -10,6 +10,7 @@
 //! reason codes, and topic kinds the pipeline routes (anything else is
 //! `other`); never tenant or device ids.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -34,6 +35,9 @@ pub const LATENCY_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// An observable instrument kept alive for as long as the metrics are.
+type Held = Box<dyn std::any::Any + Send + Sync>;
+
 /// Why the metrics could not be set up or rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -54,7 +58,7 @@ pub struct Metrics {
     latency: Histogram<f64>,
     pipeline_latency: Histogram<f64>,
     /// Observable instruments stay registered while held.
-    observers: Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
+    observers: Mutex<Vec<Held>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -170,66 +174,69 @@ impl Metrics {
 
     /// Registers the observable instruments that read `view` at scrape time.
     pub fn observe(&self, view: Arc<PipelineView>) {
-        let mut held: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
-        let v = view.clone();
-        held.push(Box::new(
-            self.meter
-                .u64_observable_counter("ingest_messages")
-                .with_description("Messages received, by topic kind")
-                .with_callback(move |o| {
-                    for (kind, n) in v.source.type_counts() {
-                        o.observe(n, &[KeyValue::new("type", kind.to_string())]);
-                    }
-                })
-                .build(),
+        let label = |k: &'static str, v: &str| vec![KeyValue::new(k, v.to_string())];
+        let sinks_of = |v: &PipelineView, kind: SinkKind| -> Vec<Arc<SinkStats>> {
+            v.sinks
+                .iter()
+                .filter(|(_, k, _)| *k == kind)
+                .map(|(_, _, s)| s.clone())
+                .collect()
+        };
+        let mut held = Vec::new();
+        held.push(self.counter(
+            "ingest_messages",
+            "Messages received, by topic kind",
+            &view,
+            move |v| {
+                v.source
+                    .type_counts()
+                    .into_iter()
+                    .map(|(kind, n)| (n, label("type", kind)))
+                    .collect()
+            },
         ));
-        let v = view.clone();
-        held.push(Box::new(
-            self.meter
-                .u64_observable_counter("ingest_points")
-                .with_description("Points committed to ts_measure")
-                .with_callback(move |o| {
-                    let n = v
-                        .sinks
-                        .iter()
-                        .filter(|(_, kind, _)| *kind == SinkKind::Timeseries)
-                        .map(|(_, _, s)| get(&s.rows))
-                        .sum();
-                    o.observe(n, &[]);
-                })
-                .build(),
+        held.push(self.counter(
+            "ingest_points",
+            "Points committed to ts_measure",
+            &view,
+            move |v| {
+                let n = sinks_of(v, SinkKind::Timeseries)
+                    .iter()
+                    .map(|s| get(&s.rows))
+                    .sum();
+                vec![(n, vec![])]
+            },
         ));
-        let v = view.clone();
-        held.push(Box::new(
-            self.meter
-                .u64_observable_counter("ingest_errors")
-                .with_description("Dead letters committed, by reason")
-                .with_callback(move |o| {
-                    for (i, reason) in Reason::ALL.iter().enumerate() {
-                        let n = v
-                            .sinks
-                            .iter()
-                            .filter(|(_, kind, _)| *kind == SinkKind::DeadLetter)
-                            .map(|(_, _, s)| get(&s.by_reason[i]))
-                            .sum();
-                        o.observe(n, &[KeyValue::new("reason", reason.as_str())]);
-                    }
-                })
-                .build(),
+        held.push(self.counter(
+            "ingest_errors",
+            "Dead letters committed, by reason",
+            &view,
+            move |v| {
+                let dead = sinks_of(v, SinkKind::DeadLetter);
+                Reason::ALL
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        (
+                            dead.iter().map(|s| get(&s.by_reason[i])).sum(),
+                            label("reason", r.as_str()),
+                        )
+                    })
+                    .collect()
+            },
         ));
-        let v = view.clone();
-        held.push(Box::new(
-            self.meter
-                .i64_observable_gauge("ingest_queue_size")
-                .with_description("Envelopes waiting in each stage's and sink's input")
-                .with_callback(move |o| {
-                    for q in &v.queues {
-                        o.observe(q.len() as i64, &[KeyValue::new("stage", q.name.clone())]);
-                    }
-                })
-                .build(),
+        held.push(self.gauge(
+            "ingest_queue_size",
+            "Envelopes waiting in each stage's and sink's input",
+            &view,
+            move |v| {
+                v.queues
+                    .iter()
+                    .map(|q| (q.len() as i64, label("stage", &q.name)))
+                    .collect()
+            },
         ));
-        type StageField = fn(&StageStats) -> &std::sync::atomic::AtomicU64;
+        type StageField = fn(&StageStats) -> &AtomicU64;
         let stage_counters: [(&'static str, &'static str, StageField); 3] = [
             (
                 "ingest_stage_received",
@@ -248,20 +255,14 @@ impl Metrics {
             ),
         ];
         for (name, description, field) in stage_counters {
-            let v = view.clone();
-            held.push(Box::new(
-                self.meter
-                    .u64_observable_counter(name)
-                    .with_description(description)
-                    .with_callback(move |o| {
-                        for (stage, stats) in &v.stages {
-                            o.observe(get(field(stats)), &[KeyValue::new("stage", stage.clone())]);
-                        }
-                    })
-                    .build(),
-            ));
+            held.push(self.counter(name, description, &view, move |v| {
+                v.stages
+                    .iter()
+                    .map(|(stage, s)| (get(field(s)), label("stage", stage)))
+                    .collect()
+            }));
         }
-        type SinkField = fn(&SinkStats) -> &std::sync::atomic::AtomicU64;
+        type SinkField = fn(&SinkStats) -> &AtomicU64;
         let sink_counters: [(&'static str, &'static str, SinkField); 3] = [
             (
                 "ingest_sink_messages",
@@ -278,58 +279,91 @@ impl Metrics {
             ),
         ];
         for (name, description, field) in sink_counters {
-            let v = view.clone();
-            held.push(Box::new(
-                self.meter
-                    .u64_observable_counter(name)
-                    .with_description(description)
-                    .with_callback(move |o| {
-                        for (sink, _, stats) in &v.sinks {
-                            o.observe(get(field(stats)), &[KeyValue::new("sink", sink.clone())]);
-                        }
-                    })
-                    .build(),
-            ));
+            held.push(self.counter(name, description, &view, move |v| {
+                v.sinks
+                    .iter()
+                    .map(|(sink, _, s)| (get(field(s)), label("sink", sink)))
+                    .collect()
+            }));
         }
-        let v = view.clone();
-        held.push(Box::new(
-            self.meter
-                .u64_observable_counter("ingest_acknowledged")
-                .with_description("Messages acknowledged to the broker (after commit)")
-                .with_callback(move |o| o.observe(get(&v.source.acked), &[]))
-                .build(),
+        held.push(self.counter(
+            "ingest_acknowledged",
+            "Messages acknowledged to the broker (after commit)",
+            &view,
+            |v| vec![(get(&v.source.acked), vec![])],
         ));
-        let v = view.clone();
-        held.push(Box::new(
-            self.meter
-                .u64_observable_counter("ingest_mqtt_reconnects")
-                .with_description("Reconnections to the broker after the first connection")
-                .with_callback(move |o| o.observe(get(&v.source.connects).saturating_sub(1), &[]))
-                .build(),
+        held.push(self.counter(
+            "ingest_mqtt_reconnects",
+            "Reconnections to the broker after the first connection",
+            &view,
+            |v| vec![(get(&v.source.connects).saturating_sub(1), vec![])],
         ));
-        let v = view.clone();
-        held.push(Box::new(
-            self.meter
-                .i64_observable_gauge("ingest_mqtt_connected")
-                .with_description("1 while the broker session is up")
-                .with_callback(move |o| o.observe(i64::from(v.health.ready()), &[]))
-                .build(),
+        held.push(self.gauge(
+            "ingest_mqtt_connected",
+            "1 while the broker session is up",
+            &view,
+            |v| vec![(i64::from(v.health.ready()), vec![])],
         ));
-        let v = view;
-        held.push(Box::new(
-            self.meter
-                .i64_observable_gauge("ingest_db_up")
-                .with_description("1 while the last database probe succeeded")
-                .with_callback(move |o| {
-                    let up = v.health.db_up.load(std::sync::atomic::Ordering::Relaxed);
-                    o.observe(i64::from(up), &[])
-                })
-                .build(),
+        held.push(self.gauge(
+            "ingest_db_up",
+            "1 while the last database probe succeeded",
+            &view,
+            |v| vec![(i64::from(v.health.db_up.load(Ordering::Relaxed)), vec![])],
         ));
         self.observers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(held);
+    }
+
+    /// An observable counter whose points `read` computes from `view`.
+    fn counter<F>(
+        &self,
+        name: &'static str,
+        description: &'static str,
+        view: &Arc<PipelineView>,
+        read: F,
+    ) -> Held
+    where
+        F: Fn(&PipelineView) -> Vec<(u64, Vec<KeyValue>)> + Send + Sync + 'static,
+    {
+        let view = view.clone();
+        Box::new(
+            self.meter
+                .u64_observable_counter(name)
+                .with_description(description)
+                .with_callback(move |o| {
+                    read(&view)
+                        .iter()
+                        .for_each(|(n, labels)| o.observe(*n, labels))
+                })
+                .build(),
+        )
+    }
+
+    /// An observable gauge whose points `read` computes from `view`.
+    fn gauge<F>(
+        &self,
+        name: &'static str,
+        description: &'static str,
+        view: &Arc<PipelineView>,
+        read: F,
+    ) -> Held
+    where
+        F: Fn(&PipelineView) -> Vec<(i64, Vec<KeyValue>)> + Send + Sync + 'static,
+    {
+        let view = view.clone();
+        Box::new(
+            self.meter
+                .i64_observable_gauge(name)
+                .with_description(description)
+                .with_callback(move |o| {
+                    read(&view)
+                        .iter()
+                        .for_each(|(n, labels)| o.observe(*n, labels))
+                })
+                .build(),
+        )
     }
 
     /// The Prometheus text exposition of every metric.
