@@ -27,6 +27,19 @@ async fn get(p: &TestPipeline, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
+/// Waits until `/readyz` answers `code`; returns its body.
+async fn wait_readyz(p: &TestPipeline, code: u16, what: &str, secs: u64) -> String {
+    eventually(what, Duration::from_secs(secs), || async {
+        let (got, body) = get(p, "/readyz").await;
+        if got == code {
+            Ok(body)
+        } else {
+            Err((got, body))
+        }
+    })
+    .await
+}
+
 async fn scrape(p: &TestPipeline) -> prom::Exposition {
     let (status, body) = get(p, "/metrics").await;
     assert_eq!(status, 200);
@@ -138,44 +151,13 @@ async fn counters_after_a_known_load_are_exact() {
 async fn readiness_follows_the_broker() {
     let mut p = TestPipeline::spawn("metrics_readyz").await;
     assert_eq!(get(&p, "/healthz").await.0, 200);
-    eventually("ready", Duration::from_secs(10), || async {
-        let (code, body) = get(&p, "/readyz").await;
-        if code == 200 {
-            Ok(())
-        } else {
-            Err((code, body))
-        }
-    })
-    .await;
+    wait_readyz(&p, 200, "ready", 10).await;
     p.broker.stop();
-    eventually(
-        "/readyz to turn 503 with the broker gone",
-        Duration::from_secs(15),
-        || async {
-            let (code, body) = get(&p, "/readyz").await;
-            if code == 503 && body.contains("broker: down") {
-                Ok(())
-            } else {
-                Err((code, body))
-            }
-        },
-    )
-    .await;
+    let body = wait_readyz(&p, 503, "/readyz to turn 503 with the broker gone", 15).await;
+    assert!(body.contains("broker: down"), "{body}");
     assert_eq!(get(&p, "/healthz").await.0, 200, "alive while not ready");
     p.broker.restart();
-    eventually(
-        "/readyz to turn 200 again",
-        Duration::from_secs(30),
-        || async {
-            let (code, body) = get(&p, "/readyz").await;
-            if code == 200 {
-                Ok(())
-            } else {
-                Err((code, body))
-            }
-        },
-    )
-    .await;
+    wait_readyz(&p, 200, "/readyz to turn 200 again", 30).await;
     let m = scrape(&p).await;
     assert_eq!(m.value("ingest_mqtt_reconnects_total"), 1.0);
     // Still ingesting after the broker came back.
