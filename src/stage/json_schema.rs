@@ -127,6 +127,10 @@ impl JsonSchema {
     /// Checks `doc`; `Err` holds up to [`MAX_ERRORS`] errors, each as
     /// `"{instance_path}: {message}"`, joined with `; `, ready for a detail.
     pub fn validate(&self, doc: &Value) -> Result<(), String> {
+        // The common case, valid, takes the fast path that builds no errors.
+        if self.validator.is_valid(doc) {
+            return Ok(());
+        }
         let mut errors = self.validator.iter_errors(doc);
         let mut parts = Vec::new();
         for error in errors.by_ref().take(MAX_ERRORS) {
