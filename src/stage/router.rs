@@ -21,6 +21,16 @@ impl Router {
         Router { on, routes }
     }
 
+    /// The topic capture routed on.
+    pub fn on(&self) -> &str {
+        &self.on
+    }
+
+    /// `(capture value, output port)`, in the pipeline file's order.
+    pub fn routes(&self) -> &[(String, usize)] {
+        &self.routes
+    }
+
     /// Routes one envelope.
     pub fn process(&self, envelope: Envelope) -> Step {
         let value = envelope.captures.get(&self.on);

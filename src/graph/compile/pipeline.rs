@@ -12,7 +12,7 @@ use crate::secret::Secret;
 use crate::sink::postgres::kind::SinkKind;
 
 use super::checks::{self, Node};
-use super::{sinks, source, stages};
+use super::{lints, sinks, source, stages};
 
 /// Compiles a pipeline file, reading `${VAR}`s from the process environment.
 pub fn compile(file: &Path) -> Result<Plan, ConfigErrors> {
@@ -38,7 +38,10 @@ pub fn compile_with_env(
     }
     let dead_letter = find_dead_letter(&mut raw, &sink_plans);
     let database = compile_database(&mut raw);
-    let warnings = checks::check(&mut raw, &nodes, source.as_ref());
+    let mut warnings = checks::check(&mut raw, &nodes, source.as_ref());
+    if let (true, Some(source)) = (raw.errors.is_empty(), &source) {
+        warnings.extend(lints::lint(&raw, base, source));
+    }
 
     let mut errors = raw.errors;
     if !errors.is_empty() {
