@@ -109,6 +109,9 @@ impl Names {
         if let Some(node) = self.map.get(name) {
             return Some(*node);
         }
+        if raw.names_unknown || raw.unloaded.iter().any(|n| n == name) {
+            return None; // declared, but broken: its own error says why
+        }
         let known: Vec<&str> = self.map.keys().map(String::as_str).collect();
         let hint = suggest(name, &known);
         raw.error(path, format!("no stage or sink named {name:?}"), Some(hint));
@@ -174,7 +177,11 @@ fn compile_database(raw: &mut RawPipeline) -> Option<DatabasePlan> {
     }
     if db.pool_max == 0 {
         ok = false;
-        raw.error("database.pool_max", "must be at least 1", None);
+        raw.error(
+            "database.pool_max",
+            "must be at least 1",
+            Some("sinks need a connection each to write in parallel; 8 is a good start".into()),
+        );
     }
     if !crate::sink::postgres::table::is_identifier(&db.role) {
         ok = false;
