@@ -5,7 +5,7 @@
 //! rejected payload, a failing test case), 2 usage error (bad arguments, an
 //! input that cannot be read).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -204,6 +204,10 @@ fn run_tool(tool: Command) -> anyhow::Result<ExitCode> {
             format,
             expect,
         } => {
+            let reads_stdin = inputs.is_empty() || inputs.iter().any(|i| i.as_os_str() == "-");
+            if reads_stdin && std::io::stdin().is_terminal() {
+                eprintln!("reading payloads from standard input, one JSON document per line; end with Ctrl-D");
+            }
             let payloads = inputs::read_inputs(&inputs, &mut std::io::stdin().lock())?;
             let Some(plan) = compile_or_report(&pipeline) else {
                 return Ok(ExitCode::FAILURE);
@@ -228,10 +232,7 @@ fn run_tool(tool: Command) -> anyhow::Result<ExitCode> {
             let mut all = Vec::new();
             let mut ok = true;
             for given in pipelines {
-                let (pipeline, tests) = match cases::pipeline_for(&given) {
-                    Some(pipeline) => (pipeline, given),
-                    None => (given.clone(), cases::tests_file_for(&given)),
-                };
+                let (pipeline, tests) = cases::locate(&given);
                 if !tests.exists() {
                     return Err(ToolError::NoCases {
                         pipeline,

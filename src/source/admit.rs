@@ -59,3 +59,48 @@ pub fn admit(
         Admission::Next(envelope)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::envelope::Body;
+    use crate::graph::compile::compile_with_env;
+
+    fn admit_one(topic: &str, payload: &[u8]) -> Admission {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/traksense.yaml");
+        let plan = compile_with_env(&file, &|_| None).expect("shipped pipeline compiles");
+        admit(
+            &plan.source,
+            Arc::from(topic),
+            Bytes::copy_from_slice(payload),
+            DeliveryToken::detached(),
+        )
+    }
+
+    fn reason(admission: Admission) -> Option<Reason> {
+        match admission {
+            Admission::Next(_) => None,
+            Admission::DeadLetter(e) => match e.body {
+                Body::Rejected(r) => Some(r.reason),
+                _ => panic!("a dead letter carries its rejection"),
+            },
+        }
+    }
+
+    #[test]
+    fn size_first_then_topic_then_into_the_pipeline() {
+        let big = vec![b' '; 262_145];
+        assert_eq!(reason(admit_one("nowhere", &big)), Some(Reason::TooLarge));
+        assert_eq!(
+            reason(admit_one("traksense/a/b/telem", b"{}")),
+            Some(Reason::BadTopic)
+        );
+        let fits = vec![b' '; 262_144];
+        match admit_one("traksense/t/s/d/telem", &fits) {
+            Admission::Next(e) => assert_eq!(e.tenant(), Some("t")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -123,6 +123,14 @@ pub fn pipeline_for(file: &Path) -> Option<PathBuf> {
     Some(file.with_file_name(format!("{stem}.{ext}")))
 }
 
+/// The pipeline and its test file, from either of them.
+pub fn locate(given: &Path) -> (PathBuf, PathBuf) {
+    match pipeline_for(given) {
+        Some(pipeline) => (pipeline, given.to_path_buf()),
+        None => (given.to_path_buf(), tests_file_for(given)),
+    }
+}
+
 /// Reads a test file; every problem is reported, located.
 pub fn load(file: &Path) -> Result<CaseFile, ConfigErrors> {
     let mut errors = Errors {

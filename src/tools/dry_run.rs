@@ -84,6 +84,12 @@ pub enum DryRunError {
         /// The output it chose.
         port: usize,
     },
+    /// A stage refused an envelope without saying why.
+    #[error("{by} rejected a message without a reason")]
+    Unexplained {
+        /// `source` or the stage.
+        by: String,
+    },
 }
 
 /// Runs one payload, published on `topic`, through `plan`.
@@ -93,7 +99,7 @@ pub fn dry_run(plan: &Plan, topic: &str, payload: Bytes) -> Result<Trace, DryRun
     let mut envelope = match admit(&plan.source, Arc::from(topic), payload, token) {
         Admission::Next(envelope) => envelope,
         Admission::DeadLetter(envelope) => {
-            return Ok(rejected(plan, topic, path, "source", envelope));
+            return rejected(plan, topic, path, "source", envelope);
         }
     };
     let mut node = plan.source.next;
@@ -117,7 +123,7 @@ pub fn dry_run(plan: &Plan, topic: &str, payload: Bytes) -> Result<Trace, DryRun
             }
             Step::Reject(refused) => {
                 let by = stage_plan.name.clone();
-                return Ok(rejected(plan, topic, path, &by, refused));
+                return rejected(plan, topic, path, &by, refused);
             }
         }
     }
@@ -153,28 +159,22 @@ fn rejected(
     mut path: Vec<String>,
     by: &str,
     envelope: Envelope,
-) -> Trace {
+) -> Result<Trace, DryRunError> {
+    let Body::Rejected(rejection) = envelope.body else {
+        return Err(DryRunError::Unexplained { by: by.to_string() });
+    };
     let sink = plan.node_name(NodeRef::Sink(plan.dead_letter)).to_string();
     path.push(sink.clone());
-    let (reason, detail) = match envelope.body {
-        Body::Rejected(r) => (r.reason, r.detail),
-        // A stage's `Reject` always carries its rejection; keep the
-        // impossible case visible rather than invent a reason.
-        _ => (
-            Reason::UnknownSchema,
-            "rejected without a reason".to_string(),
-        ),
-    };
-    Trace {
+    Ok(Trace {
         topic: topic.to_string(),
         path,
         outcome: Outcome::Rejected {
             sink,
             by: by.to_string(),
-            reason,
-            detail,
+            reason: rejection.reason,
+            detail: rejection.detail,
         },
-    }
+    })
 }
 
 #[cfg(test)]

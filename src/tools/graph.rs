@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use crate::envelope::Reason;
 use crate::graph::plan::{NodeRef, Plan};
 use crate::source::admit;
 use crate::stage::step::Stage;
@@ -68,7 +69,7 @@ fn build(plan: &Plan) -> (Vec<Node>, Vec<Edge>) {
     };
     let reached = reachable(plan);
     let dead = sink_ids[plan.dead_letter].clone();
-    let reasons = |list: &[crate::envelope::Reason]| {
+    let reasons = |list: &[Reason]| {
         list.iter()
             .map(|r| r.as_str())
             .collect::<Vec<_>>()
@@ -160,7 +161,7 @@ fn build(plan: &Plan) -> (Vec<Node>, Vec<Edge>) {
             edges.push(Edge {
                 from: id,
                 to: dead.clone(),
-                label: Some(crate::envelope::Reason::DbRejected.as_str().to_string()),
+                label: Some(Reason::DbRejected.as_str().to_string()),
                 rejection: true,
             });
         }
