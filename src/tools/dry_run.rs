@@ -2,7 +2,8 @@
 //! with no broker and no database.
 //!
 //! The payload goes through the source's own admission ([`admit`]: size
-//! limit, then topic pattern) and then through the very [`Stage::process`]
+//! limit, then topic pattern) and then through the very
+//! [`Stage::process`](crate::stage::step::Stage::process)
 //! the live runner calls, following each stage's outputs exactly as
 //! `graph::run` wires them, until it reaches a sink. What the sink would
 //! write is reported as rows ([`super::rows`]); a rejection is reported with
