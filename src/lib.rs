@@ -17,3 +17,4 @@ pub mod sink;
 pub mod source;
 pub mod stage;
 pub mod telemetry;
+pub mod tools;

@@ -1,7 +1,12 @@
 //! `runner`: the command line. Parses arguments, calls the library, maps the
 //! outcome to an exit code. Nothing else lives here.
+//!
+//! Exit codes: 0 ok, 1 problems found (a pipeline that does not compile, a
+//! rejected payload, a failing test case), 2 usage error (bad arguments, an
+//! input that cannot be read).
 
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -9,6 +14,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use traksense_ingest::graph::{compile, run};
 use traksense_ingest::telemetry::{init_tracing, LogFormat, Telemetry};
+use traksense_ingest::tools::dry_run_report::Expectation;
+use traksense_ingest::tools::error::ToolError;
+use traksense_ingest::tools::graph::Notation;
+use traksense_ingest::tools::{
+    cases, check, dry_run, dry_run_report, graph, inputs, schema, verdict,
+};
 
 /// TrakSense ingest: MQTT → PostgreSQL, configured as a YAML pipeline.
 #[derive(Debug, Parser)]
@@ -36,6 +47,76 @@ enum Command {
         /// The pipeline file.
         pipeline: PathBuf,
     },
+    /// Compile pipeline files exactly as `run` does, connecting nothing, and
+    /// report every problem.
+    Check {
+        /// Pipeline files.
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
+        /// Treat warnings (an unreachable stage, a format no payload can
+        /// select…) as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Output,
+    },
+    /// Push payloads through the compiled stages, without broker or database,
+    /// and show where each went and what it became.
+    DryRun {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// The topic the payloads are published on.
+        #[arg(long)]
+        topic: String,
+        /// Payload files or directories; `-` (or nothing) reads one payload
+        /// per line of standard input.
+        inputs: Vec<PathBuf>,
+        /// Output format: text, or one JSON object per payload.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Output,
+        /// Exit 0 only if every payload is stored (`ok`, the default) or
+        /// every payload is rejected (`rejected`).
+        #[arg(long, value_enum, default_value = "ok")]
+        expect: Expect,
+    },
+    /// Run the test cases beside each pipeline (NAME.tests.yaml).
+    Test {
+        /// Pipeline files (or their .tests.yaml files).
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
+    },
+    /// Print the compiled pipeline as a graph.
+    Graph {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Mermaid (default) or Graphviz DOT.
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: GraphFormat,
+    },
+    /// Print the JSON Schema of the pipeline file format, for editors.
+    Schema,
+}
+
+/// Output of `check` and `dry-run`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+/// `dry-run --expect`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Expect {
+    Ok,
+    Rejected,
+}
+
+/// `graph --format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Mermaid,
+    Dot,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -50,18 +131,148 @@ fn main() -> ExitCode {
         Format::Text => LogFormat::Text,
         Format::Json => LogFormat::Json,
     });
-    let pipeline = match (cli.command, cli.pipeline) {
-        (Some(Command::Run { pipeline }), _) | (None, Some(pipeline)) => pipeline,
+    let result = match (cli.command, cli.pipeline) {
+        (Some(Command::Run { pipeline }), _) | (None, Some(pipeline)) => run_pipeline(pipeline),
         (None, None) => {
             eprintln!("usage: runner PIPELINE.yaml   (see runner --help)");
             return ExitCode::from(2);
         }
+        (Some(tool), _) => run_tool(tool),
     };
-    match run_pipeline(pipeline) {
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<ToolError>() {
+                Some(_) => ExitCode::from(2),
+                None => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// 0 when `ok`, else 1.
+fn status(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Writes to stdout; a closed pipe (`runner schema | head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
+}
+
+/// Compiles `file`, printing its errors to stderr when it does not compile.
+fn compile_or_report(file: &Path) -> Option<traksense_ingest::graph::plan::Plan> {
+    match compile::compile(file) {
+        Ok(plan) => Some(plan),
+        Err(errors) => {
+            eprintln!("{errors}");
+            None
+        }
+    }
+}
+
+/// The editing tools: check, dry-run, test, graph, schema.
+fn run_tool(tool: Command) -> anyhow::Result<ExitCode> {
+    let env = |name: &str| std::env::var(name).ok();
+    match tool {
+        Command::Run { pipeline } => run_pipeline(pipeline),
+        Command::Check {
+            pipelines,
+            deny_warnings,
+            format,
+        } => {
+            let report = check::CheckReport::run(&pipelines, &env, deny_warnings);
+            match format {
+                Output::Text => emit(&report.text())?,
+                Output::Json => emit(&format!("{:#}\n", report.json()))?,
+            }
+            Ok(status(report.passed()))
+        }
+        Command::DryRun {
+            pipeline,
+            topic,
+            inputs,
+            format,
+            expect,
+        } => {
+            let reads_stdin = inputs.is_empty() || inputs.iter().any(|i| i.as_os_str() == "-");
+            if reads_stdin && std::io::stdin().is_terminal() {
+                eprintln!("reading payloads from standard input, one JSON document per line; end with Ctrl-D");
+            }
+            let payloads = inputs::read_inputs(&inputs, &mut std::io::stdin().lock())?;
+            let Some(plan) = compile_or_report(&pipeline) else {
+                return Ok(ExitCode::FAILURE);
+            };
+            let mut traces = Vec::new();
+            for input in payloads {
+                let trace =
+                    dry_run::dry_run(&plan, &topic, input.payload).map_err(ToolError::from)?;
+                traces.push((input.label, trace));
+            }
+            match format {
+                Output::Text => emit(&dry_run_report::text(&traces))?,
+                Output::Json => emit(&dry_run_report::json_lines(&traces))?,
+            }
+            let expect = match expect {
+                Expect::Ok => Expectation::Ok,
+                Expect::Rejected => Expectation::Rejected,
+            };
+            Ok(status(dry_run_report::meets(&traces, expect)))
+        }
+        Command::Test { pipelines } => {
+            let mut all = Vec::new();
+            let mut ok = true;
+            for given in pipelines {
+                let (pipeline, tests) = cases::locate(&given);
+                if !tests.exists() {
+                    return Err(ToolError::NoCases {
+                        pipeline,
+                        expected: tests,
+                    }
+                    .into());
+                }
+                let file = match cases::load(&tests) {
+                    Ok(file) => file,
+                    Err(errors) => {
+                        eprintln!("{errors}");
+                        ok = false;
+                        continue;
+                    }
+                };
+                let Some(plan) = compile_or_report(&pipeline) else {
+                    ok = false;
+                    continue;
+                };
+                let verdicts = verdict::run_cases(&plan, &file).map_err(ToolError::from)?;
+                emit(&verdict::text(&file, &verdicts))?;
+                all.extend(verdicts);
+            }
+            emit(&verdict::summary(&all))?;
+            Ok(status(ok && all.iter().all(verdict::Verdict::passed)))
+        }
+        Command::Graph { pipeline, format } => {
+            let Some(plan) = compile_or_report(&pipeline) else {
+                return Ok(ExitCode::FAILURE);
+            };
+            let notation = match format {
+                GraphFormat::Mermaid => Notation::Mermaid,
+                GraphFormat::Dot => Notation::Dot,
+            };
+            emit(&graph::render(&plan, notation))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            emit(&format!("{:#}\n", schema::pipeline_schema()))?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

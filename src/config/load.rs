@@ -37,6 +37,12 @@ pub struct RawPipeline {
     pub runtime: RuntimeConfig,
     /// Every problem found so far.
     pub errors: Vec<ConfigError>,
+    /// Stages and sinks declared but not loaded (their errors are in
+    /// `errors`), so references to them are not reported a second time.
+    pub unloaded: Vec<String>,
+    /// A whole `stages:` or `sinks:` section could not be read: any name
+    /// may have been declared there, so no reference is reported missing.
+    pub names_unknown: bool,
 }
 
 impl RawPipeline {
@@ -68,7 +74,11 @@ impl RawPipeline {
         let message = err.into_inner().to_string();
         let mut hint = None;
         if let Some(field) = quoted_after(&message, "unknown field `") {
-            path = join(&path, field);
+            // serde_path_to_error names the field itself for a struct, not
+            // for an internally tagged enum's variant.
+            if !path.ends_with(&format!(".{field}")) {
+                path = join(&path, field);
+            }
             hint = did_you_mean(field, expected(&message))
                 .or_else(|| Some(format!("remove `{field}`; {}", expected_text(&message))));
             self.error(&path, format!("unknown field `{field}`"), hint);
@@ -84,8 +94,23 @@ impl RawPipeline {
             }
             hint = did_you_mean(variant, expected(&message));
         }
-        self.error(&path, message, hint);
+        self.error(&path, message.clone(), hint.or_else(|| type_hint(&message)));
     }
+}
+
+/// What to write instead of a value of the wrong type or form.
+fn type_hint(message: &str) -> Option<String> {
+    if message.starts_with("invalid value ") {
+        return Some(if message.contains("digit") || message.contains("number") {
+            "write a whole number, e.g. 5000 or ${VAR:-5000}".into()
+        } else if message.contains("true") {
+            "write true or false".into()
+        } else {
+            "see `runner schema` for what this field takes".into()
+        });
+    }
+    let (_, expected) = message.split_once(", expected ")?;
+    Some(format!("write {expected} here"))
 }
 
 /// The text between `prefix` and the next backtick.
@@ -122,11 +147,17 @@ pub fn load(file: &Path, env: &dyn Fn(&str) -> Option<String>) -> RawPipeline {
         database: None,
         runtime: RuntimeConfig::default(),
         errors: Vec::new(),
+        unloaded: Vec::new(),
+        names_unknown: false,
     };
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(e) => {
-            raw.error("", format!("cannot read the pipeline file: {e}"), None);
+            raw.error(
+                "",
+                format!("cannot read the pipeline file: {e}"),
+                Some("check the path (relative to the current directory)".into()),
+            );
             return raw;
         }
     };
@@ -143,7 +174,11 @@ pub fn load(file: &Path, env: &dyn Fn(&str) -> Option<String>) -> RawPipeline {
                 location,
                 path: String::new(),
                 message: format!("not valid YAML: {e}"),
-                hint: None,
+                hint: Some(
+                    "check the indentation (spaces, not tabs) and that every bracket and quote \
+                     opened at or before this place is closed"
+                        .into(),
+                ),
             });
             return raw;
         }
@@ -161,7 +196,12 @@ pub fn load(file: &Path, env: &dyn Fn(&str) -> Option<String>) -> RawPipeline {
     };
     for key in top.keys().cloned().collect::<Vec<_>>() {
         if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
-            let hint = did_you_mean(&key, TOP_LEVEL_KEYS);
+            let hint = did_you_mean(&key, TOP_LEVEL_KEYS).or_else(|| {
+                Some(format!(
+                    "remove it; the top-level keys are {}",
+                    TOP_LEVEL_KEYS.join(", ")
+                ))
+            });
             raw.error(&key, format!("unknown top-level key `{key}`"), hint);
         }
     }
@@ -173,6 +213,7 @@ pub fn load(file: &Path, env: &dyn Fn(&str) -> Option<String>) -> RawPipeline {
     raw.stages = named(&mut raw, top.shift_remove("stages"), "stages");
     raw.sinks = named(&mut raw, top.shift_remove("sinks"), "sinks");
     if raw.sinks.is_empty() && !raw.errors.iter().any(|e| e.path.starts_with("sinks")) {
+        raw.names_unknown = true;
         raw.error(
             "sinks",
             "no sinks: a pipeline needs at least a dead_letter sink",
@@ -190,7 +231,13 @@ fn section<T: DeserializeOwned>(
 ) -> Option<T> {
     let Some(value) = top.shift_remove(key) else {
         if required {
-            raw.error("", format!("missing `{key}:`"), None);
+            raw.error(
+                "",
+                format!("missing `{key}:`"),
+                Some(format!(
+                    "add a top-level `{key}:` section (pipelines/traksense.yaml has one)"
+                )),
+            );
         }
         return None;
     };
@@ -213,10 +260,13 @@ fn named<T: DeserializeOwned>(
         None | Some(Value::Null) => return out,
         Some(Value::Object(map)) => map,
         Some(_) => {
+            raw.names_unknown = true;
             raw.error(
                 key,
                 format!("`{key}:` must be a mapping of name → settings"),
-                None,
+                Some(format!(
+                    "write `{key}:`, then one indented `NAME:` with its settings per entry"
+                )),
             );
             return out;
         }
@@ -224,6 +274,7 @@ fn named<T: DeserializeOwned>(
     for (name, value) in entries {
         let path = join(key, &name);
         if !is_name(&name) {
+            raw.unloaded.push(name.clone());
             raw.error(
                 &path,
                 format!("invalid name {name:?}"),
@@ -235,7 +286,10 @@ fn named<T: DeserializeOwned>(
             Ok(v) => {
                 out.insert(name, v);
             }
-            Err(e) => raw.serde_error(&path, e),
+            Err(e) => {
+                raw.unloaded.push(name);
+                raw.serde_error(&path, e);
+            }
         }
     }
     out

@@ -8,3 +8,4 @@ pub mod interpolate;
 pub mod load;
 pub mod locate;
 pub mod model;
+pub mod schema;

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::Utc;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, SubAck, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
@@ -29,10 +28,12 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Ledger;
-use crate::envelope::{Body, Envelope, Reason};
+use crate::envelope::Envelope;
 use crate::graph::plan::SourcePlan;
 use crate::sink::postgres::error::backoff;
 use crate::telemetry::{add, get, Health, SourceStats};
+
+use super::admit::{admit, Admission};
 
 /// Capacity of rumqttc's request channel (PUBACKs, SUBSCRIBE, DISCONNECT).
 const REQUEST_CHANNEL: usize = 4096;
@@ -300,31 +301,11 @@ impl<'a> MqttSource<'a> {
             properties: None,
         });
         let topic: Arc<str> = Arc::from(String::from_utf8_lossy(&publish.topic).as_ref());
-        let captures = self.plan.topic.matches(&topic);
-        let matched = captures.is_some();
-        let captures = captures.unwrap_or_default();
-        self.stats.count_type(&captures);
-        let envelope = Envelope {
-            topic: topic.clone(),
-            captures,
-            payload: publish.payload,
-            received_at: Utc::now(),
-            body: Body::Raw,
-            token,
+        let (channel, envelope) = match admit(self.plan, topic, publish.payload, token) {
+            Admission::Next(envelope) => (&out.next, envelope),
+            Admission::DeadLetter(envelope) => (&out.dead, envelope),
         };
-        let (channel, envelope) = if envelope.payload.len() > self.plan.max_payload_bytes {
-            let detail = format!(
-                "payload is {} bytes; the limit is {} (source.max_payload_bytes)",
-                envelope.payload.len(),
-                self.plan.max_payload_bytes
-            );
-            (&out.dead, envelope.reject(Reason::TooLarge, detail))
-        } else if !matched {
-            let detail = self.plan.topic.explain_mismatch(&topic);
-            (&out.dead, envelope.reject(Reason::BadTopic, detail))
-        } else {
-            (&out.next, envelope)
-        };
+        self.stats.count_type(&envelope.captures);
         match channel.try_send(envelope) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(envelope)) => {

@@ -32,6 +32,11 @@ impl Router {
         &self.on
     }
 
+    /// `(capture value, output port)`, in the pipeline file's order.
+    pub fn routes(&self) -> &[(String, usize)] {
+        &self.routes
+    }
+
     /// Routes one envelope.
     pub fn process(&self, envelope: Envelope) -> Step {
         let value = envelope.captures.get(&self.on);

@@ -3,7 +3,7 @@
 //! Both the live pipeline (`graph::run`) and any offline tool call
 //! [`Stage::process`], so what a dry run shows is what the runner does.
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Reason};
 
 use super::json_schema::JsonSchema;
 use super::normalize::Normalize;
@@ -41,6 +41,21 @@ impl Stage {
         match result {
             Ok(envelope) => Step::Next(0, envelope),
             Err(rejected) => Step::Reject(rejected),
+        }
+    }
+
+    /// The dead-letter reasons this kind of stage can give, for graphs and
+    /// documentation.
+    pub fn reasons(&self) -> &'static [Reason] {
+        match self {
+            Stage::Router(_) => &[Reason::BadTopic],
+            Stage::JsonSchema(_) => &[Reason::ParseError, Reason::SchemaError],
+            Stage::Normalize(_) => &[
+                Reason::ParseError,
+                Reason::UnknownSchema,
+                Reason::SchemaError,
+                Reason::BadTimestamp,
+            ],
         }
     }
 

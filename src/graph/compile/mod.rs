@@ -2,6 +2,7 @@
 //! to one list of located errors, and all of them are returned at once.
 
 mod checks;
+mod lints;
 mod pipeline;
 mod sinks;
 mod source;

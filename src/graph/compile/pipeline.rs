@@ -13,7 +13,7 @@ use crate::secret::Secret;
 use crate::sink::postgres::kind::SinkKind;
 
 use super::checks::{self, Node};
-use super::{sinks, source, stages};
+use super::{lints, sinks, source, stages};
 
 /// Compiles a pipeline file, reading `${VAR}`s from the process environment.
 pub fn compile(file: &Path) -> Result<Plan, ConfigErrors> {
@@ -40,7 +40,10 @@ pub fn compile_with_env(
     let dead_letter = find_dead_letter(&mut raw, &sink_plans);
     let database = compile_database(&mut raw);
     let metrics_addr = compile_metrics_addr(&mut raw);
-    let warnings = checks::check(&mut raw, &nodes, source.as_ref());
+    let mut warnings = checks::check(&mut raw, &nodes, source.as_ref());
+    if let (true, Some(source)) = (raw.errors.is_empty(), &source) {
+        warnings.extend(lints::lint(&raw, base, source));
+    }
 
     let mut errors = raw.errors;
     if !errors.is_empty() {
@@ -108,6 +111,9 @@ impl Names {
     pub(super) fn resolve(&self, raw: &mut RawPipeline, path: &str, name: &str) -> Option<NodeRef> {
         if let Some(node) = self.map.get(name) {
             return Some(*node);
+        }
+        if raw.names_unknown || raw.unloaded.iter().any(|n| n == name) {
+            return None; // declared, but broken: its own error says why
         }
         let known: Vec<&str> = self.map.keys().map(String::as_str).collect();
         let hint = suggest(name, &known);
@@ -190,7 +196,11 @@ fn compile_database(raw: &mut RawPipeline) -> Option<DatabasePlan> {
     }
     if db.pool_max == 0 {
         ok = false;
-        raw.error("database.pool_max", "must be at least 1", None);
+        raw.error(
+            "database.pool_max",
+            "must be at least 1",
+            Some("sinks need a connection each to write in parallel; 8 is a good start".into()),
+        );
     }
     if !crate::sink::postgres::table::is_identifier(&db.role) {
         ok = false;

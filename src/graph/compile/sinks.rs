@@ -46,7 +46,9 @@ pub(super) fn compile(raw: &mut RawPipeline) -> Vec<Option<SinkPlan>> {
                 raw.error(
                     &format!("{path}.batch.max_rows"),
                     "must be at least 1",
-                    None,
+                    Some(
+                        "a batch is written once it has this many rows; 5000 is the default".into(),
+                    ),
                 );
             }
             if config.batch.max_ms == 0 {
@@ -67,7 +69,11 @@ pub(super) fn compile(raw: &mut RawPipeline) -> Vec<Option<SinkPlan>> {
             }
             if config.queue == 0 {
                 ok = false;
-                raw.error(&format!("{path}.queue"), "must be at least 1", None);
+                raw.error(
+                    &format!("{path}.queue"),
+                    "must be at least 1",
+                    Some("the input channel holds this many messages; 1024 is the default".into()),
+                );
             }
             let table = table.filter(|_| ok)?;
             Some(SinkPlan {

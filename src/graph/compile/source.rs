@@ -38,12 +38,24 @@ pub(super) fn compile(raw: &mut RawPipeline, names: &Names) -> Option<SourcePlan
     }
     if mqtt.subscriptions.is_empty() {
         ok = false;
-        raw.error("source.mqtt.subscriptions", "no subscriptions", None);
+        raw.error(
+            "source.mqtt.subscriptions",
+            "no subscriptions",
+            Some("add e.g. `- { filter: \"traksense/#\", qos: 1 }`".into()),
+        );
     }
     for (i, sub) in mqtt.subscriptions.iter().enumerate() {
         if let Err(e) = check_filter(&sub.filter) {
             ok = false;
-            raw.error(&format!("source.mqtt.subscriptions[{i}].filter"), e, None);
+            raw.error(
+                &format!("source.mqtt.subscriptions[{i}].filter"),
+                e,
+                Some(
+                    "`+` stands for one whole level and `#` for the rest of the topic, e.g. \
+                     traksense/+/+/+/telem or traksense/#"
+                        .into(),
+                ),
+            );
         }
         if sub.qos > 2 {
             ok = false;
@@ -56,11 +68,19 @@ pub(super) fn compile(raw: &mut RawPipeline, names: &Names) -> Option<SourcePlan
     }
     if receive_maximum == 0 {
         ok = false;
-        raw.error("source.mqtt.receive_maximum", "must be at least 1", None);
+        raw.error(
+            "source.mqtt.receive_maximum",
+            "must be at least 1",
+            Some("leave it out: it then follows source.queue (capped at 65535)".into()),
+        );
     }
     if config.max_payload_bytes == 0 {
         ok = false;
-        raw.error("source.max_payload_bytes", "must be at least 1", None);
+        raw.error(
+            "source.max_payload_bytes",
+            "must be at least 1",
+            Some("the contract's default is 262144 (256 KiB)".into()),
+        );
     }
     if config.max_payload_bytes as u64 >= u64::from(mqtt.max_packet_bytes) {
         ok = false;

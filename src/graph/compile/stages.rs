@@ -81,7 +81,11 @@ pub(super) fn compile(
             }
         };
         if queue == 0 {
-            raw.error(&format!("{path}.queue"), "must be at least 1", None);
+            raw.error(
+                &format!("{path}.queue"),
+                "must be at least 1",
+                Some("the input channel holds this many messages; 1024 is the default".into()),
+            );
         }
         let targets: Vec<NodeRef> = outputs.iter().map(|(_, n)| *n).collect();
         plans.push(stage.filter(|_| queue > 0).map(|stage| StagePlan {
@@ -140,7 +144,11 @@ fn compile_normalize(
     detect: Vec<String>,
 ) -> (Option<Normalize>, Option<Output>) {
     if formats.is_empty() {
-        raw.error(&format!("{path}.formats"), "no formats", None);
+        raw.error(
+            &format!("{path}.formats"),
+            "no formats",
+            Some("add `formats: { v1: { format: v1, schema: ../schemas/telem.v1.json } }`".into()),
+        );
         return (None, None);
     }
     let mut specs = Vec::new();

@@ -56,6 +56,21 @@ impl Normalize {
         }
     }
 
+    /// The top-level field naming the format.
+    pub fn by(&self) -> &str {
+        &self.by
+    }
+
+    /// The formats, in the pipeline file's order.
+    pub fn formats(&self) -> &[FormatSpec] {
+        &self.formats
+    }
+
+    /// The formats tried by their schema when a payload has no `by` field.
+    pub fn detected_formats(&self) -> impl Iterator<Item = &FormatSpec> {
+        self.detect.iter().filter_map(|&i| self.formats.get(i))
+    }
+
     /// Normalizes one envelope: its body becomes `Body::Measures` or
     /// `Body::Ack`, or it is rejected. A body that is neither raw nor JSON
     /// (rows already, or a rejection) is passed on untouched.
