@@ -1,5 +1,7 @@
 //! Shared helpers for the integration tests: a database per test, a broker per
-//! test, MQTT clients that wait for acknowledgements, and bounded waiting.
+//! test, MQTT clients that wait for acknowledgements, a TCP proxy that cuts the
+//! network on demand, the `runner` binary as a child process, and bounded
+//! waiting.
 //!
 //! Tests start the real thing (STYLE.md, habit 11): PostgreSQL and Mosquitto
 //! on loopback, as `scripts/services.sh` guarantees. Each integration test
@@ -16,9 +18,13 @@ pub mod db;
 pub mod mqtt;
 pub mod pipeline;
 pub mod prom;
+pub mod proxy;
+pub mod runner;
 pub mod wait;
 
 pub use broker::TestBroker;
 pub use db::TestDb;
 pub use mqtt::{Publisher, Subscriber};
+pub use proxy::TcpProxy;
+pub use runner::RunnerProcess;
 pub use wait::eventually;
