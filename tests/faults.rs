@@ -1,6 +1,7 @@
 //! Nothing lost, nothing doubled, under faults (issue 3, "Tests that must
-//! exist", items 1–6), plus two ignored tests that reproduce runner bugs
-//! found while writing them (their docs say what fails and why).
+//! exist", items 1–6), plus two tests for runner bugs found while writing
+//! them: PUBACKs of a lost connection sent on the next one, and a SIGTERM
+//! not seen during a database outage.
 //!
 //! Every test has its own Mosquitto (persistence on) and its own database,
 //! runs the `runner` binary as a child process (except the poison-batch test,
@@ -69,7 +70,9 @@ const ROWS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The pipeline's `runtime.shutdown_timeout_secs`; a SIGTERM must end the
 /// process within it.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The runner's drain timeout in these tests (`INGEST_SHUTDOWN_SECS`); the
+/// shipped default is 30 s.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Message `i`: `ts` = 2025-10-07T00:00:00Z + `i` ms, one point of value `i`.
 fn message(i: usize) -> String {
@@ -94,6 +97,7 @@ fn runner_env(mqtt_url: &str, database_url: &str, client_id: &str) -> Vec<(&'sta
         ("INGEST_BATCH_MS", "20".to_owned()),
         ("INGEST_BATCH_SIZE", "500".to_owned()),
         ("DB_POOL_MAX", "3".to_owned()),
+        ("INGEST_SHUTDOWN_SECS", DRAIN_TIMEOUT.as_secs().to_string()),
     ]
 }
 
@@ -110,7 +114,11 @@ async fn start_runner(env: &[(&'static str, String)]) -> RunnerProcess {
 struct Stopped {
     received: u64,
     acknowledged: u64,
+    /// `received - acknowledged`: includes messages of a lost connection,
+    /// committed but redelivered on the next one.
     unacknowledged: u64,
+    /// Messages the runner still tracked at stop (taken, not yet settled).
+    in_flight: u64,
 }
 
 /// Parses the last `mqtt source stopped received=… acknowledged=…
@@ -131,6 +139,7 @@ fn stopped(log: &str) -> Stopped {
         received: field("received"),
         acknowledged: field("acknowledged"),
         unacknowledged: field("unacknowledged"),
+        in_flight: field("in_flight"),
     }
 }
 
@@ -439,7 +448,8 @@ async fn database_cut_mid_stream_stores_every_row_once() {
         Stopped {
             received: N as u64,
             acknowledged: N as u64,
-            unacknowledged: 0
+            unacknowledged: 0,
+            in_flight: 0,
         },
         "stop line"
     );
@@ -541,9 +551,9 @@ async fn kill_broker_mid_stream(name: &str, commit_while_disconnected: bool) -> 
     assert_each_message_once(&db, N).await;
     let log = runner.log();
     assert!(log.contains("mqtt connection lost; reconnecting"), "{log}");
-    // `unacknowledged` counts what the runner still tracks; messages of the
-    // killed connection are no longer tracked once committed.
-    assert_eq!(stop.unacknowledged, 0, "nothing left in flight: {stop:?}");
+    // Messages of the killed connection are no longer tracked once committed
+    // (they are redelivered, so they count as unacknowledged, not in flight).
+    assert_eq!(stop.in_flight, 0, "nothing left in flight: {stop:?}");
     // What the runner had not acknowledged when the broker saved is
     // redelivered on the new connection: the runner received more than N.
     assert!(
@@ -582,15 +592,12 @@ async fn broker_killed_and_restarted_mid_stream_stores_every_row_once() {
 /// twice on the new connection (the broker keeps a message's packet id
 /// across a restart, so a second PUBACK for an id is the old connection's).
 ///
-/// Ignored because the runner fails it today, every run: PUBACKs it queues
-/// while the connection is down (for messages of the old connection that
-/// commit before the new CONNACK) are written on the new connection;
-/// measured 20 to 1 197 ids acknowledged twice per run. Harmless with
-/// Mosquitto and a kept session (the id still names the same message), but
-/// not what the issue promises, and with a lost session the id may name a
-/// new message. The plain scenario (item 2) shows it in most runs too.
+/// Before the fix, PUBACKs queued while the connection was down (for
+/// messages of the old connection that committed before the new CONNACK)
+/// were written on the new connection: 20 to 1 197 ids acknowledged twice
+/// per run. Harmless with Mosquitto and a kept session (the id still names
+/// the same message), but with a lost session the id may name a new message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runner bug: PUBACKs queued while disconnected are sent on the next connection"]
 async fn after_a_broker_restart_old_packet_ids_are_not_acknowledged_on_the_new_connection() {
     let outcome = kill_broker_mid_stream("faults_old_packet_ids", true).await;
     assert_eq!(
@@ -712,7 +719,8 @@ async fn sigterm_mid_stream_drains_commits_and_acknowledges_everything() {
         Stopped {
             received: N as u64 - stop1.received,
             acknowledged: N as u64 - stop1.received,
-            unacknowledged: 0
+            unacknowledged: 0,
+            in_flight: 0,
         },
         "the second run gets exactly what the first did not take; the first \
          run's acknowledgements did not all reach the broker (broker: {ends:?})"
@@ -840,7 +848,8 @@ async fn a_burst_of_60000_messages_is_absorbed_without_loss() {
         Stopped {
             received: BURST as u64,
             acknowledged: BURST as u64,
-            unacknowledged: 0
+            unacknowledged: 0,
+            in_flight: 0,
         }
     );
     let queue_full = runner.log_count("source output full");
@@ -860,13 +869,11 @@ async fn a_burst_of_60000_messages_is_absorbed_without_loss() {
 /// (what was not committed stays with the broker), and nothing is lost: a
 /// second run, with the database back, stores every message once.
 ///
-/// Ignored because the runner fails it today: its MQTT source waits for room
-/// in the first stage's 1024-slot channel inside the event-loop arm of its
-/// `select!`, so it sees neither the shutdown nor its drain deadline until
-/// the database returns (measured: still running 50 s after SIGTERM; exits
-/// 3.7 s after the database is back). Run with `--ignored`; ~45 s once fixed.
+/// Before the fix, the MQTT source waited for room in the first stage's
+/// 1024-slot channel inside the event-loop arm of its `select!`, so it saw
+/// neither the shutdown nor its drain deadline (nor sent keep-alives) until
+/// the database returned: still running 50 s after SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runner bug: a SIGTERM during a database outage with a full pipeline is not seen until the database returns"]
 async fn sigterm_during_a_database_outage_exits_within_the_drain_timeout() {
     const MESSAGES: usize = 5000;
     let broker = TestBroker::start();

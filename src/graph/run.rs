@@ -129,14 +129,25 @@ pub async fn run_with_pool(
     let mut probes = Vec::new();
     let mut stage_inputs = Vec::new();
     let mut sink_inputs = Vec::new();
+    // The channels the source feeds hold every message the broker may have
+    // in flight (source.queue ≥ receive_maximum, checked at compile time), so
+    // handing a message in never blocks the MQTT event loop, whatever is slow
+    // downstream: keep-alives and shutdown stay responsive.
+    let capacity = |node: NodeRef, queue: usize| {
+        if node == plan.source.next || node == NodeRef::Sink(plan.dead_letter) {
+            queue.max(plan.source.queue)
+        } else {
+            queue
+        }
+    };
     for (i, stage) in plan.stages.iter().enumerate() {
-        let (tx, rx) = mpsc::channel(stage.queue);
+        let (tx, rx) = mpsc::channel(capacity(NodeRef::Stage(i), stage.queue));
         probes.push(QueueProbe::new(&stage.name, &tx));
         senders.insert(NodeRef::Stage(i), tx);
         stage_inputs.push(rx);
     }
     for (i, sink) in plan.sinks.iter().enumerate() {
-        let (tx, rx) = mpsc::channel(sink.queue);
+        let (tx, rx) = mpsc::channel(capacity(NodeRef::Sink(i), sink.queue));
         probes.push(QueueProbe::new(&sink.name, &tx));
         senders.insert(NodeRef::Sink(i), tx);
         sink_inputs.push(rx);

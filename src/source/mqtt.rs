@@ -15,6 +15,7 @@
 //!   message is committed and acknowledged, then disconnects cleanly.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,8 @@ pub enum SourceError {
 /// The MQTT source of one pipeline.
 pub struct MqttSource<'a> {
     plan: &'a SourcePlan,
+    /// Times the source output was found full (warned every 10 000th).
+    full_warnings: AtomicU64,
     stats: Arc<SourceStats>,
     health: Arc<Health>,
     ledger: Arc<Ledger<Publish>>,
@@ -80,6 +83,7 @@ impl<'a> MqttSource<'a> {
     pub fn new(plan: &'a SourcePlan, stats: Arc<SourceStats>, health: Arc<Health>) -> Self {
         MqttSource {
             plan,
+            full_warnings: AtomicU64::new(0),
             stats,
             health,
             ledger: Ledger::new(),
@@ -224,7 +228,8 @@ impl<'a> MqttSource<'a> {
         tracing::info!(
             received = get(&self.stats.received),
             acknowledged,
-            unacknowledged = self.ledger.in_flight() + backlog.len(),
+            unacknowledged = get(&self.stats.received).saturating_sub(acknowledged),
+            in_flight = self.ledger.in_flight() + backlog.len(),
             "mqtt source stopped"
         );
         result
@@ -309,9 +314,14 @@ impl<'a> MqttSource<'a> {
         match channel.try_send(envelope) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(envelope)) => {
-                tracing::warn!(
-                    "QUEUE source output full; waiting (more in flight than receive_maximum?)"
-                );
+                // Only QoS 0 floods get here: QoS 1/2 messages in flight are
+                // bounded by our Receive Maximum, which the queue holds.
+                if self.full_warnings.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+                    tracing::warn!(
+                        "QUEUE source output full: more messages in flight than receive_maximum \
+                         (QoS 0 subscriptions?); waiting"
+                    );
+                }
                 channel.send(envelope).await.map_err(|_| ())
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
@@ -328,6 +338,12 @@ struct Drain {
 
 /// Sends DISCONNECT after every queued PUBACK and waits (bounded) until it
 /// is written, so the broker keeps our session and sees a clean stop.
+///
+/// After DISCONNECT it keeps reading until the broker closes the connection:
+/// closing our end while the broker's messages are still arriving would
+/// reset the connection, and the broker would discard the PUBACKs (and the
+/// DISCONNECT) it had not read yet. Messages read meanwhile are not taken,
+/// so they stay in the session for the next run.
 async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop) {
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let mut queued = false;
@@ -336,10 +352,13 @@ async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop) {
                 queued = client.try_disconnect().is_ok();
             }
             match eventloop.poll().await {
-                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+                Err(_) => return,
                 Ok(_) => {}
             }
         }
+        // DISCONNECT is written; wait for the broker to close.
+        while eventloop.poll().await.is_ok() {}
     })
     .await;
 }
