@@ -202,7 +202,7 @@ async fn parsec_v1_gives_status_fault_and_rssi() {
 /// an actionable detail and the exact original bytes; the runner goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_message_is_kept_with_reason_detail_and_bytes() {
-    let p = TestPipeline::spawn("bad_messages").await;
+    let mut p = TestPipeline::spawn("bad_messages").await;
     let too_large = {
         let mut big =
             br#"{"schema":"v1","ts":"2025-10-07T15:30:00Z","points":[{"name":"x","v":""#.to_vec();
@@ -228,6 +228,8 @@ async fn every_bad_message_is_kept_with_reason_detail_and_bytes() {
     for (topic, payload, _, _) in &cases {
         p.publish(topic, payload.clone()).await;
     }
+    // A redelivered bad message (same topic, same bytes) is kept once.
+    p.publish(TELEM, b"{invalid json".to_vec()).await;
     p.wait_count("select count(*) from ingest_errors", cases.len() as i64)
         .await;
     let rows: Vec<DeadLetter> =
@@ -272,8 +274,23 @@ async fn every_bad_message_is_kept_with_reason_detail_and_bytes() {
     )
     .await;
     p.wait_count("select count(*) from ts_measure", 1).await;
-    let summary = p.stop().await;
-    assert_eq!(summary.acknowledged, cases.len() as u64 + 1);
+    let summary = p.stop_runner().await;
+    assert_eq!(summary.acknowledged, cases.len() as u64 + 2);
+    let dead_letters_committed = summary
+        .sinks
+        .iter()
+        .find(|(name, _, _)| name == "dead_letter")
+        .map(|(_, messages, _)| *messages);
+    assert_eq!(
+        dead_letters_committed,
+        Some(cases.len() as u64 + 1),
+        "the redelivered bad message was committed too"
+    );
+    assert_eq!(
+        p.db.count("select count(*) from ingest_errors").await,
+        cases.len() as i64,
+        "a redelivered dead letter is stored once"
+    );
 }
 
 /// Item 4: the same ACK three times leaves one row; updated_at moves,

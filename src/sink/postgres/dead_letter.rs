@@ -1,6 +1,8 @@
 //! The `dead_letter` sink: every rejected message, with its reason code, a
 //! detail a person can act on, and the exact bytes received (`bytea`, never
-//! re-encoded). Also deletes dead letters past their retention.
+//! re-encoded) — once: a message the broker redelivers has the same topic
+//! and bytes, and `(topic, reason, md5(payload))` is unique. Also deletes
+//! dead letters past their retention.
 
 use std::time::Duration;
 
@@ -14,7 +16,8 @@ use super::table::TableName;
 pub fn sql(table: &TableName) -> String {
     format!(
         "INSERT INTO {table} (tenant_id, topic, reason, detail, payload) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])"
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) \
+         ON CONFLICT (topic, reason, payload_md5) DO NOTHING"
     )
 }
 
