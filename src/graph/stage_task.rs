@@ -10,6 +10,9 @@ use crate::envelope::Envelope;
 use crate::stage::step::{Stage, Step};
 use crate::telemetry::{add, get, StageStats};
 
+/// Envelopes taken from the input per wake-up, at most.
+const BURST: usize = 256;
+
 /// Runs `stage` until its input closes.
 pub async fn run_stage(
     name: String,
@@ -19,27 +22,31 @@ pub async fn run_stage(
     dead: mpsc::Sender<Envelope>,
     stats: Arc<StageStats>,
 ) {
-    while let Some(envelope) = input.recv().await {
-        add(&stats.received, 1);
-        let (channel, envelope) = match stage.process(envelope) {
-            Step::Next(port, envelope) => {
-                add(&stats.sent, 1);
-                match outputs.get(port) {
-                    Some(out) => (out, envelope),
-                    None => {
-                        tracing::error!(stage = %name, port, "BUG: stage chose an output it does not have");
-                        continue;
+    // Take what is waiting in one go: one wake-up per burst, not per message.
+    let mut taken = Vec::with_capacity(BURST);
+    'run: while input.recv_many(&mut taken, BURST).await > 0 {
+        add(&stats.received, taken.len() as u64);
+        for envelope in taken.drain(..) {
+            let (channel, envelope) = match stage.process(envelope) {
+                Step::Next(port, envelope) => {
+                    add(&stats.sent, 1);
+                    match outputs.get(port) {
+                        Some(out) => (out, envelope),
+                        None => {
+                            tracing::error!(stage = %name, port, "BUG: stage chose an output it does not have");
+                            continue;
+                        }
                     }
                 }
+                Step::Reject(envelope) => {
+                    add(&stats.rejected, 1);
+                    (&dead, envelope)
+                }
+            };
+            if channel.send(envelope).await.is_err() {
+                tracing::error!(stage = %name, "downstream task ended; stage stopping");
+                break 'run;
             }
-            Step::Reject(envelope) => {
-                add(&stats.rejected, 1);
-                (&dead, envelope)
-            }
-        };
-        if channel.send(envelope).await.is_err() {
-            tracing::error!(stage = %name, "downstream task ended; stage stopping");
-            break;
         }
     }
     tracing::info!(

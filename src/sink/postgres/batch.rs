@@ -26,6 +26,9 @@ use crate::telemetry::SinkStats;
 use super::timeseries::rows_of;
 use super::writer::Writer;
 
+/// Envelopes taken from the input per wake-up, at most.
+const BURST: usize = 256;
+
 /// Runs one sink until its input closes and every write has finished.
 pub async fn run(
     writer: Writer,
@@ -64,16 +67,16 @@ pub async fn run(
                     tracing::error!(sink = writer.name(), error = %e, "BUG: a batch write panicked");
                 }
             }
-            received = input.recv(), if !closed && rows < batch.max_rows => match received {
-                Some(envelope) => {
-                    if pending.is_empty() {
+            n = input.recv_many(&mut pending, BURST.min(batch.max_rows - rows)), if !closed && rows < batch.max_rows => {
+                if n == 0 {
+                    closed = true;
+                } else {
+                    if deadline.is_none() {
                         deadline = Some(Instant::now() + batch.max_wait);
                     }
-                    rows += rows_of(&envelope);
-                    pending.push(envelope);
+                    rows += pending[pending.len() - n..].iter().map(rows_of).sum::<usize>();
                 }
-                None => closed = true,
-            },
+            }
             _ = sleep_until(deadline.unwrap_or_else(far)), if deadline.is_some() && slot_free => {}
         }
     }
