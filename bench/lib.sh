@@ -43,7 +43,11 @@ pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 # stop_pid PID WHAT: SIGTERM, wait up to 40 s, then SIGKILL; reaps it.
 stop_pid() {
   local pid=$1 what=$2
-  pid_alive "$pid" || { wait "$pid" 2>/dev/null; return 0; }
+  [[ -n $pid ]] || return 0
+  if ! pid_alive "$pid"; then
+    wait "$pid" 2>/dev/null || true
+    return 0
+  fi
   kill -TERM "$pid" 2>/dev/null || true
   if ! wait_until 400 0.1 bash -c "! kill -0 $pid 2>/dev/null"; then
     log "$what (pid $pid) still running 40 s after SIGTERM; killing it"
@@ -236,11 +240,13 @@ sampling_start() {
   SAMPLE_PAIRS=("$@")
 }
 
-# sampling_stop KV_FILE: a last snapshot; appends the CPU figures.
+# sampling_stop KV_FILE: a last snapshot; appends the CPU figures to
+# KV_FILE and writes the per-second series to FILE.series.
 sampling_stop() {
   kill -TERM "$SAMPLER_PID" 2>/dev/null || true
   wait "$SAMPLER_PID" 2>/dev/null || true
   SAMPLER_PID=""
   snapshot "${SAMPLE_PAIRS[@]}" >>"$SAMPLE_FILE"
   awk -v hz="$CLK_TCK" -v ncpu="$NCPU" -f "$BENCH_DIR/cpu.awk" "$SAMPLE_FILE" >>"$1"
+  awk -v hz="$CLK_TCK" -v ncpu="$NCPU" -f "$BENCH_DIR/series.awk" "$SAMPLE_FILE" >"$SAMPLE_FILE.series"
 }

@@ -48,6 +48,8 @@ cores() {
 
 measured() { compgen -G "$OUT/runs/$1.*.kv" >/dev/null; }
 
+one_decimal() { [[ -n $1 ]] && awk -v x="$1" 'BEGIN { printf "%.1f", x }' || echo "—"; }
+
 render_results() {
   local mqtt1 mqtt10 pg e2e1 e2e10 e2e10m s
   mqtt1=$(med mqtt1 deliver_msgs_per_s)
@@ -71,12 +73,13 @@ render_results() {
     echo "| **runner CPU at $LATENCY_RATE points/s** | $(cores latency) (busiest second $(med latency cpu_runner_max_pct) %) | | | ≤ 1 core |"
     echo "| **runner RSS, steady at $LATENCY_RATE points/s** (end of run) / peak | $(med latency runner_rss_mb) / $(med latency runner_hwm_mb) MB | | | ≤ 64 MB |"
   fi
-  measured burst && echo "| **runner peak RSS absorbing a $BURST_MSGS-message burst** ($BURST_POINTS points/msg) | $(fig burst runner_hwm_mb MB) (absorbed in $(med burst e2e_s) s) | | | ≤ 160 MB |"
-  measured profile && echo "| profile: \`perf record\` of the runner for $PROFILE_SECS s under an e2e10 backlog | $(fig profile profile_points_per_s points/s) committed meanwhile | | | |"
+  measured burst && echo "| **runner peak RSS absorbing a $BURST_MSGS-message burst** ($BURST_POINTS points/msg) | $(fig burst runner_hwm_mb MB) (absorbed in $(one_decimal "$(med burst e2e_s)") s) | | | ≤ 160 MB |"
+  measured profile && echo "| profile: \`perf record\` of the runner for $PROFILE_SECS s under an e2e10 backlog | $(fig profile profile_points_per_s points/s) committed meanwhile; $(med profile profile_runner_samples) runner samples at 499 Hz | | | |"
   for s in e2e1 e2e10; do
     measured "$s" || continue
     echo "| runner $s: CPU, CPU per point, peak RSS | $(cores "$s"), $(med "$s" runner_us_per_point) µs, $(med "$s" runner_hwm_mb) MB | | | |"
     echo "| runner $s: rows per committed ts_measure batch; commits | $(med "$s" rows_per_batch) rows; $(med "$s" pg_commits) commits | | | |"
+    echo "| runner $s: its statements active in PostgreSQL at once (\`pg_stat_activity\` every 20 ms): 0 / 1 / ≥ 2 | $(med "$s" pg_active_0_pct) / $(med "$s" pg_active_1_pct) / $(med "$s" pg_active_2plus_pct) % of samples | | | |"
     echo "| runner $s: its backends' WAL write + fsync time (pg_stat_wal), share of e2e time | $(med "$s" pg_wal_write_s) + $(med "$s" pg_wal_sync_s) s = $(med "$s" pg_wal_io_share) of the time; $(med "$s" pg_wal_mb) MB WAL | | | |"
   done
 

@@ -10,7 +10,8 @@
 //! - **`--wait-metrics URL`** (with publish): then waits until the runner's
 //!   `ingest_points_total` reaches every valid point, confirms the row count
 //!   with SQL (`--database-url`), and prints points/s from the first publish
-//!   to the commit of the last row, and the runner's latency histogram.
+//!   to the commit of the last row, the runner's latency histogram, and how
+//!   many of the runner's statements PostgreSQL ran at once.
 //! - **`--subscribe`**: the Mosquitto ceiling: a QoS 1 subscriber on
 //!   `traksense/#` counts what the broker delivers of the same load;
 //!   messages/s from the first publish to the last delivery.
@@ -37,6 +38,8 @@
 //!     --messages 100000 --points 10 --tenants 4 --devices 25 --connections 2
 //! ```
 
+#[path = "loadgen/activity.rs"]
+mod activity;
 #[path = "loadgen/copy.rs"]
 mod copy;
 #[path = "loadgen/extras.rs"]
@@ -193,6 +196,11 @@ async fn run(args: Args) -> Result<Report, String> {
         None
     };
 
+    // With the runner's database: how many of its statements run at once.
+    let activity = match (&args.wait_metrics, &args.database_url) {
+        (Some(_), Some(url)) => Some(activity::Activity::start(url, deadline).await?),
+        _ => None,
+    };
     let published = publish::run(&args.url, &shape, args.rate, deadline).await?;
     let first_publish = published.first_publish;
     published.record(&shape, &mut report);
@@ -209,6 +217,7 @@ async fn run(args: Args) -> Result<Report, String> {
             &shape,
             first_publish,
             deadline,
+            activity,
             &mut report,
         )
         .await;

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout, Instant};
 
+use crate::activity::Activity;
 use crate::report::Report;
 use crate::shape::Shape;
 
@@ -29,13 +30,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Waits for the commit of every valid point (and the runner's PUBACK of
 /// every message), then records points/s from `first_publish`, the SQL row
-/// count and the runner's latency quantiles.
+/// count and the runner's latency quantiles; stops `activity` at the commit.
 pub async fn wait_committed(
     url: &str,
     database_url: Option<&str>,
     shape: &Shape,
     first_publish: Instant,
     deadline: Instant,
+    activity: Option<Activity>,
     report: &mut Report,
 ) {
     let expected = shape.valid_points() as f64;
@@ -52,6 +54,9 @@ pub async fn wait_committed(
         }
         sleep(POLL).await;
     };
+    if let Some(activity) = activity {
+        activity.finish(report).await;
+    }
     let Some(committed) = committed else {
         report.fail(format!(
             "runner committed {points} of {expected} points by the deadline"
