@@ -193,6 +193,8 @@ snapshot() {
     [[ $comm == postgres ]] || continue
     title=""
     read -r -d '' title 2>/dev/null <"$dir/cmdline" || true
+    # An exiting process has no command line left: its group is unknown.
+    [[ -n $title ]] || continue
     if [[ -n ${DB:-} && ( $title == *" $DB "* || $title == *" $DB" ) ]]; then
       group=pgdb
     elif [[ $title != postgres:* || $title == *checkpointer* || $title == *writer* ||
