@@ -11,16 +11,6 @@ use support::pipeline::TestPipeline;
 const TELEM: &str = "traksense/test_alpha/factory/device123/telem";
 const ACK: &str = "traksense/test_alpha/factory/device123/ack";
 
-/// One `ingest_errors` row.
-#[derive(Debug, sqlx::FromRow)]
-struct DeadLetter {
-    tenant_id: Option<String>,
-    topic: String,
-    reason: String,
-    detail: Option<String>,
-    payload: Vec<u8>,
-}
-
 /// Item 1: a v1 message gives one typed row per point, with unit and meta;
 /// the same message again stores nothing new.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,11 +222,7 @@ async fn every_bad_message_is_kept_with_reason_detail_and_bytes() {
     p.publish(TELEM, b"{invalid json".to_vec()).await;
     p.wait_count("select count(*) from ingest_errors", cases.len() as i64)
         .await;
-    let rows: Vec<DeadLetter> =
-        p.db.fetch_all(
-            "select tenant_id, topic, reason, detail, payload from ingest_errors order by id",
-        )
-        .await;
+    let rows = p.db.dead_letters().await;
     // The pipeline may reorder dead letters from different stages; match by bytes.
     for (topic, payload, reason, words) in &cases {
         let found = rows

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::db::DeadLetter;
 use support::pipeline::TestPipeline;
 use support::{eventually, Publisher, RunnerProcess, TcpProxy, TestBroker, TestDb};
 use tokio::task::JoinHandle;
@@ -755,9 +756,7 @@ async fn one_poison_message_in_a_batch_is_dead_lettered_and_the_rest_commit() {
     let summary = p.stop_runner().await;
 
     assert_each_good_row_once(&p.db, GOOD).await;
-    let dead: Vec<DeadLetter> =
-        p.db.fetch_all("select tenant_id, topic, reason, detail, payload from ingest_errors")
-            .await;
+    let dead = p.db.dead_letters().await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     let DeadLetter {
         tenant_id,
@@ -779,16 +778,6 @@ async fn one_poison_message_in_a_batch_is_dead_lettered_and_the_rest_commit() {
     assert_eq!(summary.acknowledged, GOOD as u64 + 1, "{summary:?}");
     assert_eq!(summary.dropped, 0, "{summary:?}");
     eprintln!("poison: detail {detail:?}; {summary:?}");
-}
-
-/// One `ingest_errors` row.
-#[derive(Debug, sqlx::FromRow)]
-struct DeadLetter {
-    tenant_id: Option<String>,
-    topic: String,
-    reason: String,
-    detail: Option<String>,
-    payload: Vec<u8>,
 }
 
 /// For the poison test: the good messages `0..n`, each once.

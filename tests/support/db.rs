@@ -358,3 +358,28 @@ fn parse_name_suffix(name: &str) -> Option<(u32, u64)> {
     let pid = parts.next()?.parse().ok()?;
     Some((pid, n))
 }
+
+/// One `ingest_errors` row, as tests read it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DeadLetter {
+    /// Null when the topic gave no tenant.
+    pub tenant_id: Option<String>,
+    /// The topic as published.
+    pub topic: String,
+    /// The reason code.
+    pub reason: String,
+    /// The human detail.
+    pub detail: Option<String>,
+    /// The exact bytes received.
+    pub payload: Vec<u8>,
+}
+
+impl TestDb {
+    /// Every dead letter, oldest first.
+    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.fetch_all(
+            "select tenant_id, topic, reason, detail, payload from ingest_errors order by id",
+        )
+        .await
+    }
+}
