@@ -78,7 +78,7 @@ render_results() {
   for s in e2e1 e2e10; do
     measured "$s" || continue
     echo "| runner $s: CPU, CPU per point, peak RSS | $(cores "$s"), $(med "$s" runner_us_per_point) µs, $(med "$s" runner_hwm_mb) MB | | | |"
-    echo "| runner $s: rows per committed ts_measure batch; commits | $(med "$s" rows_per_batch) rows; $(med "$s" pg_commits) commits | | | |"
+    echo "| runner $s: ts_measure transactions (\`ingest_batch_size\` count) and rows in each | $(med "$s" batches) × $(med "$s" rows_per_batch) rows | | | |"
     echo "| runner $s: its statements active in PostgreSQL at once (\`pg_stat_activity\` every 20 ms): 0 / 1 / ≥ 2 | $(med "$s" pg_active_0_pct) / $(med "$s" pg_active_1_pct) / $(med "$s" pg_active_2plus_pct) % of samples | | | |"
     echo "| runner $s: its backends' WAL write + fsync time (pg_stat_wal), share of e2e time | $(med "$s" pg_wal_write_s) + $(med "$s" pg_wal_sync_s) s = $(med "$s" pg_wal_io_share) of the time; $(med "$s" pg_wal_mb) MB WAL | | | |"
   done
