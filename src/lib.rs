@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod config;
 pub mod delivery;
 pub mod envelope;

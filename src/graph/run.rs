@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::backoff::backoff;
 use crate::envelope::Envelope;
 use crate::graph::plan::{NodeRef, Plan};
-use crate::sink::postgres::error::backoff;
 use crate::sink::postgres::setup::{self, SetupError};
 use crate::sink::postgres::writer::Writer;
 use crate::sink::postgres::{batch, dead_letter};

@@ -28,10 +28,10 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::backoff;
 use crate::delivery::Ledger;
 use crate::envelope::Envelope;
 use crate::graph::plan::SourcePlan;
-use crate::sink::postgres::error::backoff;
 use crate::telemetry::{add, get, Health, SourceStats};
 
 use super::admit::{admit, Admission};

@@ -27,34 +27,9 @@ pub fn classify(error: &sqlx::Error) -> Disposition {
     }
 }
 
-/// Capped exponential backoff with jitter: 100 ms doubling up to `cap`.
-pub fn backoff(attempt: u32, cap: std::time::Duration) -> std::time::Duration {
-    let base = std::time::Duration::from_millis(100).saturating_mul(1 << attempt.min(16));
-    let capped = base.min(cap);
-    // Jitter without a PRNG dependency: the sub-second clock is random enough
-    // to keep many writers from retrying in lockstep.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let jitter = capped.mul_f64(f64::from(nanos % 1000) / 4000.0);
-    capped.saturating_sub(jitter)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let cap = Duration::from_secs(5);
-        assert!(backoff(0, cap) <= Duration::from_millis(100));
-        assert!(backoff(0, cap) >= Duration::from_millis(75));
-        assert!(backoff(3, cap) >= Duration::from_millis(600));
-        assert!(backoff(30, cap) <= cap);
-        assert!(backoff(30, cap) >= cap.mul_f64(0.75));
-    }
 
     #[test]
     fn io_errors_are_retried() {

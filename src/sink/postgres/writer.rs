@@ -14,10 +14,11 @@ use crate::graph::plan::SinkPlan;
 use crate::telemetry::metrics::SinkMetrics;
 use crate::telemetry::{add, SinkStats};
 
-use super::error::{backoff, classify, Disposition};
+use super::error::{classify, Disposition};
 use super::kind::SinkKind;
 use super::table::TableName;
 use super::{ack_upsert, dead_letter, tenant_tx, timeseries};
+use crate::backoff::backoff;
 
 /// Longest pause between retries of a failing write.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
