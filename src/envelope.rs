@@ -14,6 +14,11 @@ use chrono::{DateTime, Utc};
 
 use crate::delivery::DeliveryToken;
 
+/// Envelopes a stage or sink takes from its input channel per wake-up, at
+/// most: one wake-up per burst instead of per message, bounded so a busy
+/// task still yields.
+pub const RECV_BURST: usize = 256;
+
 /// One message on its way through the pipeline.
 #[derive(Debug)]
 pub struct Envelope {

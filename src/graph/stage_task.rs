@@ -6,12 +6,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, RECV_BURST};
 use crate::stage::step::{Stage, Step};
 use crate::telemetry::{add, get, StageStats};
-
-/// Envelopes taken from the input per wake-up, at most.
-const BURST: usize = 256;
 
 /// Runs `stage` until its input closes.
 pub async fn run_stage(
@@ -23,8 +20,8 @@ pub async fn run_stage(
     stats: Arc<StageStats>,
 ) {
     // Take what is waiting in one go: one wake-up per burst, not per message.
-    let mut taken = Vec::with_capacity(BURST);
-    'run: while input.recv_many(&mut taken, BURST).await > 0 {
+    let mut taken = Vec::with_capacity(RECV_BURST);
+    'run: while input.recv_many(&mut taken, RECV_BURST).await > 0 {
         add(&stats.received, taken.len() as u64);
         for envelope in taken.drain(..) {
             let (channel, envelope) = match stage.process(envelope) {

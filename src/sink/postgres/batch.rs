@@ -19,15 +19,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, RECV_BURST};
 use crate::graph::plan::BatchPlan;
 use crate::telemetry::SinkStats;
 
 use super::timeseries::rows_of;
 use super::writer::Writer;
-
-/// Envelopes taken from the input per wake-up, at most.
-const BURST: usize = 256;
 
 /// Runs one sink until its input closes and every write has finished.
 pub async fn run(
@@ -67,7 +64,7 @@ pub async fn run(
                     tracing::error!(sink = writer.name(), error = %e, "BUG: a batch write panicked");
                 }
             }
-            n = input.recv_many(&mut pending, BURST.min(batch.max_rows - rows)), if !closed && rows < batch.max_rows => {
+            n = input.recv_many(&mut pending, RECV_BURST.min(batch.max_rows - rows)), if !closed && rows < batch.max_rows => {
                 if n == 0 {
                     closed = true;
                 } else {
