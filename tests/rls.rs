@@ -4,67 +4,11 @@
 
 mod support;
 
-use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
-
-use bytes::Bytes;
-use chrono::{TimeZone, Utc};
-use traksense_ingest::delivery::DeliveryToken;
-use traksense_ingest::envelope::{
-    AckRow, Body, Captures, Envelope, MeasureRow, PointValue, Reason, Rejection,
-};
-use traksense_ingest::graph::plan::{BatchPlan, DatabasePlan, SinkPlan};
-use traksense_ingest::secret::Secret;
+use traksense_ingest::envelope::{AckRow, Body, Reason, Rejection};
 use traksense_ingest::sink::postgres::kind::SinkKind;
-use traksense_ingest::sink::postgres::setup::prepare;
-use traksense_ingest::sink::postgres::table::TableName;
-use traksense_ingest::sink::postgres::writer::Writer;
 
+use support::writes::{envelope, measure, migrated_pool, writer};
 use support::TestDb;
-
-fn envelope(tenant: &str, body: Body) -> Envelope {
-    Envelope {
-        topic: Arc::from(format!("traksense/{tenant}/site/dev1/telem")),
-        captures: Captures::new(vec![
-            (Arc::from("tenant"), tenant.to_string()),
-            (Arc::from("site"), "site".to_string()),
-            (Arc::from("device"), "dev1".to_string()),
-        ]),
-        payload: Bytes::from_static(b"{}"),
-        received_at: Utc::now(),
-        body,
-        token: DeliveryToken::detached(),
-    }
-}
-
-fn measure(tenant: &str) -> Envelope {
-    envelope(
-        tenant,
-        Body::Measures(vec![MeasureRow {
-            point: "temp".into(),
-            ts: Utc.with_ymd_and_hms(2025, 10, 7, 15, 30, 0).unwrap(),
-            value: PointValue::Num(1.0),
-            unit: None,
-            meta: None,
-        }]),
-    )
-}
-
-fn writer(kind: SinkKind, pool: sqlx::PgPool) -> Writer {
-    let plan = SinkPlan {
-        name: kind.name().into(),
-        kind,
-        table: TableName::from_str(kind.default_table()).unwrap(),
-        batch: BatchPlan {
-            max_rows: 10,
-            max_wait: Duration::from_millis(10),
-            parallel: 1,
-        },
-        queue: 10,
-    };
-    Writer::new(&plan, pool, "ingest_writer")
-}
 
 #[track_caller]
 fn assert_rls_refusal(result: Result<u64, sqlx::Error>) {
@@ -80,16 +24,7 @@ fn assert_rls_refusal(result: Result<u64, sqlx::Error>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_for_another_tenant_is_refused_by_the_database() {
     let db = TestDb::create("rls").await;
-    let pool = prepare(&DatabasePlan {
-        url: Secret::new(db.url()),
-        pool_max: 2,
-        role: "ingest_writer".into(),
-        create_if_missing: false,
-        migrate: true,
-        dlq_retention: None,
-    })
-    .await
-    .expect("migrated");
+    let pool = migrated_pool(&db).await;
 
     // The connecting user is a superuser; RLS must still apply to writes.
     let is_super: bool =

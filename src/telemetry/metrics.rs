@@ -263,7 +263,7 @@ impl Metrics {
             }));
         }
         type SinkField = fn(&SinkStats) -> &AtomicU64;
-        let sink_counters: [(&'static str, &'static str, SinkField); 3] = [
+        let sink_counters: [(&'static str, &'static str, SinkField); 4] = [
             (
                 "ingest_sink_messages",
                 "Messages committed by each sink",
@@ -276,6 +276,11 @@ impl Metrics {
                 "ingest_db_retries",
                 "Writes retried after a transient database error",
                 |s| &s.retries,
+            ),
+            (
+                "ingest_db_dedup_fallbacks",
+                "Batches written again with ON CONFLICT DO NOTHING after meeting stored rows",
+                |s| &s.dedup_fallbacks,
             ),
         ];
         for (name, description, field) in sink_counters {

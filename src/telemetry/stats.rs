@@ -29,6 +29,9 @@ pub struct SinkStats {
     pub batches: AtomicU64,
     /// Writes retried after a transient error.
     pub retries: AtomicU64,
+    /// Plain inserts that met an already stored row and were written again
+    /// with `ON CONFLICT DO NOTHING` (see `sink::postgres::dedup`).
+    pub dedup_fallbacks: AtomicU64,
     /// Messages the database refused (sent on as `db_rejected`).
     pub db_rejected: AtomicU64,
     /// Dead letters committed, by reason (indexed like [`Reason::ALL`]);

@@ -21,6 +21,7 @@ pub mod prom;
 pub mod proxy;
 pub mod runner;
 pub mod wait;
+pub mod writes;
 
 pub use broker::TestBroker;
 pub use db::TestDb;

@@ -5,6 +5,7 @@
 pub mod ack_upsert;
 pub mod batch;
 pub mod dead_letter;
+pub mod dedup;
 pub mod error;
 pub mod kind;
 pub mod setup;

@@ -1,7 +1,8 @@
 //! The `timeseries` sink: `ts_measure` rows, one array-parameter
 //! `INSERT … SELECT FROM unnest(…)` per tenant batch, never row by row.
-//! `ON CONFLICT DO NOTHING` on (tenant, device, point, ts) makes a redelivered
-//! message store once.
+//! The unique key (tenant, device, point, ts) makes a redelivered message
+//! store once: plainly inserted rows fail on it, and `ON CONFLICT DO
+//! NOTHING` skips them (which of the two statements runs: [`super::dedup`]).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -10,16 +11,21 @@ use crate::envelope::{Body, Envelope, PointValue};
 
 use super::table::TableName;
 
-/// The statement for `table`.
-pub fn sql(table: &TableName) -> String {
+/// The statement for `table`: with `ON CONFLICT DO NOTHING` when `dedup`,
+/// a plain `INSERT` otherwise.
+pub fn sql(table: &TableName, dedup: bool) -> String {
+    let on_conflict = if dedup {
+        " ON CONFLICT (tenant_id, device_id, point_id, ts) DO NOTHING"
+    } else {
+        ""
+    };
     format!(
         "INSERT INTO {table} (tenant_id, site_id, device_id, point_id, ts, \
            v_num, v_bool, v_text, v_json, unit, meta) \
          SELECT t, s, d, p, ts, vn, vb, vt, vj::jsonb, u, m::jsonb \
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], \
            $6::float8[], $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[]) \
-           AS r(t, s, d, p, ts, vn, vb, vt, vj, u, m) \
-         ON CONFLICT (tenant_id, device_id, point_id, ts) DO NOTHING"
+           AS r(t, s, d, p, ts, vn, vb, vt, vj, u, m){on_conflict}"
     )
 }
 

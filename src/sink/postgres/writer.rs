@@ -14,6 +14,7 @@ use crate::graph::plan::SinkPlan;
 use crate::telemetry::metrics::SinkMetrics;
 use crate::telemetry::{add, SinkStats};
 
+use super::dedup::{self, Dedup};
 use super::error::{classify, Disposition};
 use super::kind::SinkKind;
 use super::table::TableName;
@@ -29,7 +30,13 @@ pub struct Writer {
     name: String,
     kind: SinkKind,
     table: TableName,
+    /// The statement that is always right (for `ts_measure`: with `ON
+    /// CONFLICT DO NOTHING`).
     sql: String,
+    /// The cheaper statement tried first while [`Dedup`] allows it (only
+    /// `ts_measure` has one).
+    plain: Option<String>,
+    dedup: Arc<Dedup>,
     pool: PgPool,
     role: String,
     metrics: Option<SinkMetrics>,
@@ -38,16 +45,21 @@ pub struct Writer {
 impl Writer {
     /// A writer for `plan`, writing as `role` through `pool`.
     pub fn new(plan: &SinkPlan, pool: PgPool, role: &str) -> Writer {
-        let sql = match plan.kind {
-            SinkKind::Timeseries => timeseries::sql(&plan.table),
-            SinkKind::AckUpsert => ack_upsert::sql(&plan.table),
-            SinkKind::DeadLetter => dead_letter::sql(&plan.table),
+        let (sql, plain) = match plan.kind {
+            SinkKind::Timeseries => (
+                timeseries::sql(&plan.table, true),
+                Some(timeseries::sql(&plan.table, false)),
+            ),
+            SinkKind::AckUpsert => (ack_upsert::sql(&plan.table), None),
+            SinkKind::DeadLetter => (dead_letter::sql(&plan.table), None),
         };
         Writer {
             name: plan.name.clone(),
             kind: plan.kind,
             table: plan.table.clone(),
             sql,
+            plain,
+            dedup: Arc::new(Dedup::default()),
             pool,
             role: role.to_string(),
             metrics: None,
@@ -73,11 +85,47 @@ impl Writer {
         tenant: Option<&str>,
         envelopes: &[Envelope],
     ) -> Result<u64, sqlx::Error> {
+        self.write_counted(tenant, envelopes, None).await
+    }
+
+    /// [`Writer::write`], counting fallbacks to the deduplicating statement
+    /// into `stats`.
+    async fn write_counted(
+        &self,
+        tenant: Option<&str>,
+        envelopes: &[Envelope],
+        stats: Option<&SinkStats>,
+    ) -> Result<u64, sqlx::Error> {
+        if let Some(plain) = self.plain.as_deref().filter(|_| self.dedup.optimistic()) {
+            match self.write_with(plain, tenant, envelopes).await {
+                Err(e) if dedup::is_duplicate_key(&e) => {
+                    self.dedup.conflicted();
+                    if let Some(stats) = stats {
+                        add(&stats.dedup_fallbacks, 1);
+                    }
+                    tracing::debug!(
+                        sink = %self.name, tenant = tenant.unwrap_or(""),
+                        "rows already stored (a redelivery); writing again with ON CONFLICT DO NOTHING"
+                    );
+                }
+                result => return result,
+            }
+        }
+        self.write_with(&self.sql, tenant, envelopes).await
+    }
+
+    /// One transaction for `tenant` running `sql` over `envelopes`.
+    async fn write_with(
+        &self,
+        sql: &str,
+        tenant: Option<&str>,
+        envelopes: &[Envelope],
+    ) -> Result<u64, sqlx::Error> {
         let mut tx = tenant_tx::begin(&self.pool, &self.role, tenant).await?;
         let rows = match self.kind {
-            SinkKind::Timeseries => timeseries::insert(&mut tx, &self.sql, envelopes).await?,
-            SinkKind::AckUpsert => ack_upsert::upsert(&mut tx, &self.sql, envelopes).await?,
-            SinkKind::DeadLetter => dead_letter::insert(&mut tx, &self.sql, envelopes).await?,
+            SinkKind::Timeseries => timeseries::insert(&mut tx, sql, envelopes).await?,
+            SinkKind::AckUpsert => ack_upsert::upsert(&mut tx, sql, envelopes).await?,
+            SinkKind::DeadLetter => dead_letter::insert(&mut tx, sql, envelopes).await?,
         };
         tx.commit().await?;
         Ok(rows)
@@ -137,7 +185,7 @@ impl Writer {
     ) -> Result<u64, sqlx::Error> {
         let mut attempt = 0;
         loop {
-            match self.write(tenant, part).await {
+            match self.write_counted(tenant, part, Some(stats)).await {
                 Ok(rows) => return Ok(rows),
                 Err(e) if classify(&e) == Disposition::Reject => return Err(e),
                 Err(e) => {
