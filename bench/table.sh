@@ -121,7 +121,7 @@ machine_description() {
   echo "- machine: \`nproc\` $NCPU, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), memory $mem (\`free -h\`)"
   echo "- load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- $(psql "$PG_BASE/postgres" -X -A -t -c 'select version()' | cut -d, -f1), $("$MOSQUITTO" -h 2>/dev/null | head -n 1), $(rustc --version 2>/dev/null || echo rustc unknown), profile $BUILD_PROFILE"
-  echo "- runner knobs: INGEST_QUEUE_MAX=${INGEST_QUEUE_MAX:-default} INGEST_BATCH_SIZE=${INGEST_BATCH_SIZE:-default} INGEST_BATCH_MS=${INGEST_BATCH_MS:-default} INGEST_BATCH_PARALLEL=${INGEST_BATCH_PARALLEL:-default} DB_POOL_MAX=${DB_POOL_MAX:-default}"
+  echo "- runner knobs: INGEST_QUEUE_MAX=${INGEST_QUEUE_MAX:-default} INGEST_BATCH_SIZE=${INGEST_BATCH_SIZE:-default} INGEST_BATCH_MS=${INGEST_BATCH_MS:-default} INGEST_BATCH_PARALLEL=${INGEST_BATCH_PARALLEL:-default} INGEST_WORKER_THREADS=${INGEST_WORKER_THREADS:-default} DB_POOL_MAX=${DB_POOL_MAX:-default}"
   echo "- load: $TENANTS tenants × $DEVICES devices, $CONNECTIONS publisher connections; mqtt1 $MQTT1_MSGS msgs, mqtt10 $MQTT10_MSGS, pg $PG_MSGS × 10 rows, e2e1 $E2E1_MSGS, e2e10 $E2E10_MSGS, latency ${LATENCY_SECS} s, burst $BURST_MSGS; repeats $REPEAT"
   echo "- raw logs: \`$OUT\` (not committed)"
 }

@@ -312,7 +312,12 @@ fn run_pipeline(file: PathBuf) -> anyhow::Result<ExitCode> {
     for warning in &plan.warnings {
         tracing::warn!("{warning}");
     }
-    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if plan.worker_threads > 0 {
+        builder.worker_threads(plan.worker_threads);
+    }
+    let runtime = builder.build().context("starting the tokio runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));

@@ -229,6 +229,12 @@ pub struct RuntimeConfig {
     #[serde(default = "default_metrics_port", deserialize_with = "lenient")]
     #[schemars(schema_with = "schema::lenient_unsigned")]
     pub metrics_port: u16,
+    /// Threads running the pipeline's tasks (`INGEST_WORKER_THREADS`); 0:
+    /// one per CPU core. On a small machine shared with the broker and the
+    /// database, 1 avoids waking tasks across threads (BENCHMARKS.md).
+    #[serde(default, deserialize_with = "lenient")]
+    #[schemars(schema_with = "schema::lenient_unsigned")]
+    pub worker_threads: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -237,6 +243,7 @@ impl Default for RuntimeConfig {
             shutdown_timeout_secs: default_shutdown(),
             metrics_host: default_metrics_host(),
             metrics_port: default_metrics_port(),
+            worker_threads: 0,
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Plan {
     pub shutdown_timeout: Duration,
     /// Where `/metrics`, `/healthz` and `/readyz` listen.
     pub metrics_addr: SocketAddr,
+    /// Runtime worker threads; 0: one per CPU core.
+    pub worker_threads: usize,
     /// Problems that do not stop the pipeline (an unreachable stage).
     pub warnings: Vec<ConfigError>,
 }

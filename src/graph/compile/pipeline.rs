@@ -76,6 +76,7 @@ pub fn compile_with_env(
         database: database.ok_or_else(incomplete)?,
         shutdown_timeout: Duration::from_secs(raw.runtime.shutdown_timeout_secs),
         metrics_addr: metrics_addr.ok_or_else(incomplete)?,
+        worker_threads: raw.runtime.worker_threads,
         warnings,
     })
 }
