@@ -3,10 +3,10 @@
 //! A conflict on the unique key (tenant, device, point, ts) happens only when
 //! a row is already stored: the broker redelivered a message after a lost
 //! connection or a restart, or a device sent the same reading twice. Paying
-//! for the conflict check on every row is expensive: PostgreSQL 15 spends
-//! about 1.5× the CPU on `INSERT … ON CONFLICT DO NOTHING` as on a plain
+//! for the conflict check on every row is expensive: PostgreSQL 15 takes
+//! 1.2–1.4× as long for `INSERT … ON CONFLICT DO NOTHING` as for a plain
 //! `INSERT` of the same rows (speculative insertion: an extra index probe and
-//! an extra WAL record per row; BENCHMARKS.md). So the sink inserts plainly,
+//! an extra WAL record per row; `bench/statements`). So the sink inserts plainly,
 //! and when the unique key refuses a row (SQLSTATE 23505, which rolls the
 //! whole transaction back: nothing half-written) it writes the same rows
 //! again with `ON CONFLICT DO NOTHING`, and keeps doing so for [`HOLD`]
