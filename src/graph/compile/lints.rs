@@ -1,6 +1,7 @@
 //! Warnings about pipelines that compile but cannot do what they say: a
 //! subscription whose every message is a `bad_topic`, a route no
-//! subscription ever feeds, a format no payload can select. The runner
+//! subscription ever feeds, a format no payload can select, write slots
+//! the connection pool cannot serve. The runner
 //! logs them at start; `runner check --deny-warnings` makes them errors.
 //!
 //! Run only on a pipeline without errors, so they never bury an error.
@@ -140,6 +141,25 @@ pub(super) fn lint(raw: &RawPipeline, base: &Path, source: &SourcePlan) -> Vec<C
                 }
             }
             StageConfig::JsonSchema { .. } => {}
+        }
+    }
+
+    if let Some(db) = &raw.database {
+        let slots: usize = raw.sinks.values().map(|s| s.batch.parallel).sum();
+        if slots > db.pool_max as usize {
+            warn(
+                "database.pool_max".into(),
+                format!(
+                    "the sinks write up to {slots} batches at once (the sum of their \
+                     batch.parallel) but the pool has {} connections: the writes beyond it \
+                     wait for a connection",
+                    db.pool_max
+                ),
+                format!(
+                    "set pool_max (DB_POOL_MAX) to at least {slots}, or lower a sink's \
+                     batch.parallel"
+                ),
+            );
         }
     }
     warnings

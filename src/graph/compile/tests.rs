@@ -388,3 +388,16 @@ fn unreachable_stages_are_warnings_not_errors() {
     assert_eq!(plan.warnings[0].path, "stages.orphan");
     assert_eq!(plan.warnings[0].location.map(|l| l.line), Some(24));
 }
+
+#[test]
+fn more_write_slots_than_pooled_connections_is_a_warning() {
+    let yaml = base().replace(
+        "  url: postgres://postgres@127.0.0.1/x\n",
+        "  url: postgres://postgres@127.0.0.1/x\n  pool_max: 4\n",
+    );
+    let plan = compile_yaml(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+    assert_eq!(plan.warnings[0].path, "database.pool_max");
+    assert!(plan.warnings[0].message.contains("up to 6 batches"));
+    assert_eq!(plan.warnings[0].location.map(|l| l.line), Some(30));
+}
