@@ -15,6 +15,7 @@
 
 pub mod broker;
 pub mod db;
+pub mod faults;
 pub mod mqtt;
 pub mod pipeline;
 pub mod prom;
