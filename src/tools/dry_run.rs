@@ -96,21 +96,46 @@ pub enum DryRunError {
 /// Runs one payload, published on `topic`, through `plan`.
 pub fn dry_run(plan: &Plan, topic: &str, payload: Bytes) -> Result<Trace, DryRunError> {
     let mut path = Vec::new();
+    match walk(plan, topic, payload, |stage| path.push(stage.to_string()))? {
+        End::Sink(i, envelope) => Ok(reached(plan, topic, path, i, &envelope)),
+        End::Rejected(by, envelope) => rejected(plan, topic, path, by, envelope),
+    }
+}
+
+/// Where a walk through the plan ended.
+#[derive(Debug)]
+pub enum End<'p> {
+    /// At data sink `i`, with the envelope it would write.
+    Sink(usize, Envelope),
+    /// Refused by `source` or the named stage; the body is the rejection.
+    Rejected(&'p str, Envelope),
+}
+
+/// Takes one payload through admission and the stages, as the live runner
+/// does, calling `on_stage` with each stage's name as it enters it. Shared
+/// by the dry run and the stage cost measurement (`examples/stage_cost.rs`),
+/// so both measure the code the runner runs.
+pub fn walk<'p>(
+    plan: &'p Plan,
+    topic: &str,
+    payload: Bytes,
+    mut on_stage: impl FnMut(&'p str),
+) -> Result<End<'p>, DryRunError> {
     let token = DeliveryToken::detached();
     let mut envelope = match admit(&plan.source, Arc::from(topic), payload, token) {
         Admission::Next(envelope) => envelope,
-        Admission::DeadLetter(envelope) => {
-            return rejected(plan, topic, path, "source", envelope);
-        }
+        Admission::DeadLetter(envelope) => return Ok(End::Rejected("source", envelope)),
     };
     let mut node = plan.source.next;
+    let mut visited = Vec::new();
     // A compiled plan has no cycle, so a walk visits each stage at most once.
     for _ in 0..=plan.stages.len() {
         let stage_plan = match node {
-            NodeRef::Sink(i) => return Ok(reached(plan, topic, path, i, &envelope)),
+            NodeRef::Sink(i) => return Ok(End::Sink(i, envelope)),
             NodeRef::Stage(i) => &plan.stages[i],
         };
-        path.push(stage_plan.name.clone());
+        on_stage(&stage_plan.name);
+        visited.push(node);
         match stage_plan.stage.process(envelope) {
             Step::Next(port, next) => {
                 node = *stage_plan
@@ -122,13 +147,13 @@ pub fn dry_run(plan: &Plan, topic: &str, payload: Bytes) -> Result<Trace, DryRun
                     })?;
                 envelope = next;
             }
-            Step::Reject(refused) => {
-                let by = stage_plan.name.clone();
-                return rejected(plan, topic, path, &by, refused);
-            }
+            Step::Reject(refused) => return Ok(End::Rejected(&stage_plan.name, refused)),
         }
     }
-    Err(DryRunError::Cycle { path })
+    let path = visited.into_iter().map(|n| plan.node_name(n).to_string());
+    Err(DryRunError::Cycle {
+        path: path.collect(),
+    })
 }
 
 /// The trace of a payload that reached sink `i`.

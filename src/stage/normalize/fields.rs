@@ -75,6 +75,23 @@ pub fn bounded_str<'a>(value: &'a Value, max: usize, path: &str) -> Result<&'a s
     }
 }
 
+/// The values of `keys` in `object`, in the order of `keys`, found in one
+/// pass over its entries: a payload object has a handful of keys, and
+/// comparing them is cheaper than hashing each key looked up (serde_json's
+/// ordered map hashes with SipHash).
+pub fn pick<'a, const N: usize>(
+    object: &'a Map<String, Value>,
+    keys: [&str; N],
+) -> [Option<&'a Value>; N] {
+    let mut found = [None; N];
+    for (key, value) in object {
+        if let Some(i) = keys.iter().position(|k| k == key) {
+            found[i] = Some(value);
+        }
+    }
+    found
+}
+
 /// The JSON-Pointer of a top-level field.
 pub fn top_path(key: &str) -> String {
     format!("/{}", pointer_token(key))
@@ -105,6 +122,16 @@ mod tests {
             .expect_err("array")
             .detail
             .starts_with("/: "));
+    }
+
+    #[test]
+    fn pick_finds_each_key_or_none() {
+        let object = json!({"v": 1, "name": "a", "x": true});
+        let object = root_object(&object).expect("object");
+        assert_eq!(
+            pick(object, ["name", "v", "t"]),
+            [Some(&json!("a")), Some(&json!(1)), None]
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::envelope::{Body, MeasureRow, Rejection};
 
-use super::fields::{bounded_str, broken, missing, required, root_object};
+use super::fields::{bounded_str, broken, missing, pick, root_object};
 use super::point_type::{infer, PointType};
 use super::timestamp::parse_ts;
 
@@ -23,8 +23,9 @@ pub const MAX_NAME_CHARS: usize = 128;
 /// Turns a v1 document into one row per point.
 pub fn normalize(doc: &Value) -> Result<Body, Rejection> {
     let object = root_object(doc)?;
-    let ts = parse_ts(required(object, "ts")?, "/ts")?;
-    let points = match required(object, "points")? {
+    let [ts, points, meta] = pick(object, ["ts", "points", "meta"]);
+    let ts = parse_ts(ts.ok_or_else(|| missing("/ts"))?, "/ts")?;
+    let points = match points.ok_or_else(|| missing("/points"))? {
         Value::Array(points) if !points.is_empty() => points,
         other => {
             return Err(broken(
@@ -34,7 +35,7 @@ pub fn normalize(doc: &Value) -> Result<Body, Rejection> {
             ))
         }
     };
-    let meta: Option<Arc<str>> = match object.get("meta") {
+    let meta: Option<Arc<str>> = match meta {
         None => None,
         Some(meta @ Value::Object(_)) => Some(Arc::from(meta.to_string())),
         Some(other) => return Err(broken("/meta", "expected an object", other)),
@@ -58,12 +59,13 @@ fn row(
     let Value::Object(fields) = point else {
         return Err(broken(&at(""), "expected a point object", point));
     };
-    let name = match fields.get("name") {
+    let [name, v, t, unit, ts] = pick(fields, ["name", "v", "t", "u", "ts"]);
+    let name = match name {
         Some(name) => bounded_str(name, MAX_NAME_CHARS, &at("/name"))?,
         None => return Err(missing(&at("/name"))),
     };
-    let v = fields.get("v").ok_or_else(|| missing(&at("/v")))?;
-    let value = match fields.get("t") {
+    let v = v.ok_or_else(|| missing(&at("/v")))?;
+    let value = match t {
         Some(t) => {
             let kind = PointType::from_value(t).ok_or_else(|| {
                 broken(
@@ -88,12 +90,12 @@ fn row(
             )
         })?,
     };
-    let unit = match fields.get("u") {
+    let unit = match unit {
         None => None,
         Some(Value::String(unit)) => Some(unit.clone()),
         Some(other) => return Err(broken(&at("/u"), "expected a unit string", other)),
     };
-    let ts = match fields.get("ts") {
+    let ts = match ts {
         None => message_ts,
         Some(ts) => parse_ts(ts, &at("/ts"))?,
     };
