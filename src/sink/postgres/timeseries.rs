@@ -1,5 +1,5 @@
 //! The `timeseries` sink: `ts_measure` rows, one array-parameter
-//! `INSERT … SELECT FROM unnest(…)` per tenant batch, never row by row.
+//! `INSERT … SELECT unnest(…), …` per tenant batch, never row by row.
 //! The unique key (tenant, device, point, ts) makes a redelivered message
 //! store once: plainly inserted rows fail on it, and `ON CONFLICT DO
 //! NOTHING` skips them (which of the two statements runs: [`super::dedup`]).
@@ -19,13 +19,17 @@ pub fn sql(table: &TableName, dedup: bool) -> String {
     } else {
         ""
     };
+    // One unnest per column in the select list, not `FROM unnest(a, b, …)`:
+    // PostgreSQL streams the former (the arrays have one length, so they
+    // advance in step) and copies the latter into a tuplestore first;
+    // bench/statements measured the select list 15-20 % faster per row.
     format!(
         "INSERT INTO {table} (tenant_id, site_id, device_id, point_id, ts, \
            v_num, v_bool, v_text, v_json, unit, meta) \
-         SELECT t, s, d, p, ts, vn, vb, vt, vj::jsonb, u, m::jsonb \
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], \
-           $6::float8[], $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[]) \
-           AS r(t, s, d, p, ts, vn, vb, vt, vj, u, m){on_conflict}"
+         SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), \
+           unnest($4::text[]), unnest($5::timestamptz[]), unnest($6::float8[]), \
+           unnest($7::bool[]), unnest($8::text[]), unnest($9::text[])::jsonb, \
+           unnest($10::text[]), unnest($11::text[])::jsonb{on_conflict}"
     )
 }
 
