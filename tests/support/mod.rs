@@ -14,6 +14,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod broker;
+pub mod cli;
 pub mod db;
 pub mod faults;
 pub mod mqtt;
