@@ -71,7 +71,10 @@ pub async fn run(
                     tracing::error!(sink = writer.name(), error = %e, "BUG: a batch write panicked");
                 }
             }
-            n = input.recv_many(&mut pending, RECV_BURST.min(batch.max_rows - rows)), if !closed && rows < batch.max_rows => {
+            // select! evaluates a disabled branch's expression too: the limit
+            // must not underflow when a batch has overshot max_rows (multi-row
+            // messages do).
+            n = input.recv_many(&mut pending, RECV_BURST.min(batch.max_rows.saturating_sub(rows))), if !closed && rows < batch.max_rows => {
                 if n == 0 {
                     closed = true;
                 } else {
