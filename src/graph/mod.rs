@@ -5,3 +5,4 @@ pub mod compile;
 pub mod plan;
 pub mod run;
 mod stage_task;
+mod watch;

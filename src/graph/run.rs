@@ -5,6 +5,8 @@
 //! source watches the cancellation token; when it stops taking messages it
 //! drops its senders, each stage ends when its input is empty and closed,
 //! each sink flushes and ends, and the last commits settle the last tokens.
+//! A stage or sink task that ends before that stops the source too
+//! ([`super::watch`]), and the run ends in error.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use crate::telemetry::queue::{self, QueueProbe};
 use crate::telemetry::{get, http, SinkStats, SourceStats, StageStats, Telemetry};
 
 use super::stage_task::run_stage;
+use super::watch::TaskWatch;
 
 /// Why a run ended in error.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,16 @@ pub enum RunError {
     /// The source stopped abnormally.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// A stage or sink task ended while the pipeline was running.
+    #[error(
+        "{task} stopped while the pipeline was running (a bug: see the error logged before); \
+             the runner stopped so that its supervisor restarts it, and unacknowledged messages \
+             are redelivered by the broker"
+    )]
+    TaskEnded {
+        /// `stage NAME` or `sink NAME`.
+        task: String,
+    },
     /// The metrics port could not be bound.
     #[error("cannot listen for /metrics on {addr}: {source}; set METRICS_PORT (runtime.metrics_port) to a free port")]
     MetricsListen {
@@ -155,6 +168,9 @@ pub async fn run_with_pool(
     let sender = |node: NodeRef| senders.get(&node).cloned();
     let dead_tx = sender(NodeRef::Sink(plan.dead_letter));
     let tracker = TaskTracker::new();
+    // The source stops when asked to, or when a stage or sink task dies.
+    let stop = shutdown.child_token();
+    let watch = TaskWatch::new(stop.clone());
 
     let mut sink_stats = Vec::new();
     for (i, (sink, input)) in plan.sinks.iter().zip(sink_inputs).enumerate() {
@@ -171,7 +187,12 @@ pub async fn run_with_pool(
             sink = %sink.name, kind = sink.kind.name(), table = %sink.table, queue = sink.queue,
             max_rows = sink.batch.max_rows, max_ms = sink.batch.max_wait.as_millis() as u64, "sink"
         );
-        tracker.spawn(batch::run(writer, sink.batch, input, dead, stats));
+        let guard = watch.guard(format!("sink {}", sink.name));
+        let limits = sink.batch;
+        tracker.spawn(async move {
+            let _guard = guard;
+            batch::run(writer, limits, input, dead, stats).await
+        });
     }
 
     let (type_capture, types) = message_types(&plan);
@@ -188,14 +209,19 @@ pub async fn run_with_pool(
         );
         let stats = Arc::new(StageStats::default());
         stage_stats.push((stage_plan.name.clone(), stats.clone()));
-        tracker.spawn(run_stage(
-            stage_plan.name,
-            stage_plan.stage,
-            input,
-            outputs,
-            dead,
-            stats,
-        ));
+        let guard = watch.guard(format!("stage {}", stage_plan.name));
+        tracker.spawn(async move {
+            let _guard = guard;
+            run_stage(
+                stage_plan.name,
+                stage_plan.stage,
+                input,
+                outputs,
+                dead,
+                stats,
+            )
+            .await
+        });
     }
 
     telemetry.metrics.observe(Arc::new(PipelineView {
@@ -227,7 +253,7 @@ pub async fn run_with_pool(
     drop(senders);
     tracker.close();
     let outputs = SourceOutputs { next, dead };
-    let result = source.run(outputs, shutdown, plan.shutdown_timeout).await;
+    let result = source.run(outputs, stop, plan.shutdown_timeout).await;
     // Normally every task has ended by now (the drain waited for the last
     // commit); after a drain timeout, give them a moment, then stop waiting.
     if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
@@ -250,6 +276,9 @@ pub async fn run_with_pool(
     };
     for (name, messages, rows) in &summary.sinks {
         tracing::info!(sink = %name, messages, rows, "sink totals");
+    }
+    if let Some(task) = watch.ended_early() {
+        return Err(RunError::TaskEnded { task });
     }
     result?;
     Ok(summary)
