@@ -85,6 +85,9 @@ enum Command {
         /// Pipeline files (or their .tests.yaml files).
         #[arg(required = true)]
         pipelines: Vec<PathBuf>,
+        /// Text for people, or one JSON object per case and a summary line.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Output,
     },
     /// Print the compiled pipeline as a graph.
     Graph {
@@ -98,7 +101,7 @@ enum Command {
     Schema,
 }
 
-/// Output of `check` and `dry-run`.
+/// Output of `check`, `dry-run` and `test`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Output {
     Text,
@@ -252,7 +255,7 @@ fn run_tool(tool: Command) -> anyhow::Result<ExitCode> {
             };
             Ok(status(dry_run_report::meets(&traces, expect)))
         }
-        Command::Test { pipelines } => {
+        Command::Test { pipelines, format } => {
             let mut all = Vec::new();
             let mut ok = true;
             for given in pipelines {
@@ -277,10 +280,16 @@ fn run_tool(tool: Command) -> anyhow::Result<ExitCode> {
                     continue;
                 };
                 let verdicts = verdict::run_cases(&plan, &file).map_err(ToolError::from)?;
-                emit(&verdict::text(&file, &verdicts))?;
+                emit(&match format {
+                    Output::Text => verdict::text(&file, &verdicts),
+                    Output::Json => verdict::json_lines(&file, &verdicts),
+                })?;
                 all.extend(verdicts);
             }
-            emit(&verdict::summary(&all))?;
+            emit(&match format {
+                Output::Text => verdict::summary(&all),
+                Output::Json => verdict::summary_json(&all),
+            })?;
             Ok(status(ok && all.iter().all(verdict::Verdict::passed)))
         }
         Command::Graph { pipeline, format } => {

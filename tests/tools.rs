@@ -296,6 +296,56 @@ fn failing_cases_show_expected_and_actual_side_by_side() {
     insta::assert_snapshot!(run.stdout);
 }
 
+/// `--format json`: one object per case (expected and actual as JSON, the
+/// dry run's own object as `actual`) and a summary line; same exit codes.
+#[test]
+fn test_results_as_json_lines() {
+    let run = runner(
+        &["test", "tests/fixtures/failing.yaml", "--format", "json"],
+        b"",
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let lines = json_lines(&run.stdout);
+    let (summary, cases) = lines.split_last().expect("a summary line");
+    let failing = cases.iter().filter(|c| c["passed"] == false).count();
+    assert_eq!(
+        summary["failed"].as_u64(),
+        Some(failing as u64),
+        "{summary}"
+    );
+    assert_eq!(summary["cases"].as_u64(), Some(cases.len() as u64));
+    let failed = cases
+        .iter()
+        .find(|c| c["case"] == "wrong value, missing unit and an extra row")
+        .expect("the case of the README's example");
+    assert_eq!(failed["passed"], false);
+    assert_eq!(failed["file"], "tests/fixtures/failing.tests.yaml");
+    assert!(failed["place"].as_str().is_some_and(|p| p.contains(':')));
+    let v_num = failed["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["what"] == "row 1 v_num")
+        .expect("a v_num line");
+    assert_eq!(
+        (&v_num["expected"], &v_num["actual"], &v_num["ok"]),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(1.5),
+            &serde_json::json!(false)
+        )
+    );
+    assert_eq!(failed["actual"]["outcome"], "stored");
+
+    let run = runner(&["test", SHIPPED, "--format", "json"], b"");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let lines = json_lines(&run.stdout);
+    assert_eq!(
+        lines.last(),
+        Some(&serde_json::json!({"cases": 27, "passed": 27, "failed": 0}))
+    );
+}
+
 // ── graph and schema ───────────────────────────────────────────────────────
 
 #[test]

@@ -8,13 +8,13 @@
 //! `…T13:30:00Z`), JSON objects whatever their key order.
 
 use chrono::DateTime;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::graph::plan::Plan;
 
 use super::cases::{Case, CaseFile, Expect};
 use super::dry_run::{dry_run, DryRunError, Outcome, Trace};
-use super::dry_run_report::rows_table;
+use super::dry_run_report::{json_line, rows_table};
 use super::rows::Row;
 use super::table;
 
@@ -267,6 +267,55 @@ pub fn text(file: &CaseFile, verdicts: &[Verdict]) -> String {
     out
 }
 
+/// For scripts and CI: one JSON object per case — its file, name, place,
+/// whether it passed, every line compared, and the dry run's own JSON
+/// (`runner dry-run --format json`) as `actual`.
+pub fn json_lines(file: &CaseFile, verdicts: &[Verdict]) -> String {
+    let mut out = String::new();
+    for v in verdicts {
+        let lines: Vec<Value> = v
+            .lines
+            .iter()
+            .map(|l| {
+                json!({
+                    "what": l.what,
+                    "expected": as_json(&l.expected),
+                    "actual": as_json(&l.actual),
+                    "ok": l.ok,
+                })
+            })
+            .collect();
+        let case = json!({
+            "file": file.file.display().to_string(),
+            "case": v.name,
+            "place": v.place,
+            "passed": v.passed(),
+            "lines": lines,
+            "actual": json_line(&v.name, &v.trace),
+        });
+        out.push_str(&case.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// A compared value back as JSON (it is kept as JSON text for the table);
+/// a placeholder such as `(no row)` stays a string.
+fn as_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+/// The closing JSON line: `{"cases": N, "passed": P, "failed": F}`.
+pub fn summary_json(verdicts: &[Verdict]) -> String {
+    let passed = verdicts.iter().filter(|v| v.passed()).count();
+    let line = json!({
+        "cases": verdicts.len(),
+        "passed": passed,
+        "failed": verdicts.len() - passed,
+    });
+    format!("{line}\n")
+}
+
 /// The closing line: `N cases: P passed, F failed`.
 pub fn summary(verdicts: &[Verdict]) -> String {
     let passed = verdicts.iter().filter(|v| v.passed()).count();
@@ -279,8 +328,6 @@ pub fn summary(verdicts: &[Verdict]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
