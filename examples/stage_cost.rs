@@ -23,7 +23,7 @@ use traksense_ingest::envelope::Envelope;
 use traksense_ingest::graph::compile::compile_with_env;
 use traksense_ingest::sink::postgres::table::TableName;
 use traksense_ingest::sink::postgres::timeseries::{self, Columns};
-use traksense_ingest::tools::dry_run::{walk, End};
+use traksense_ingest::tools::dry_run::{walk, End, Walk};
 
 /// The runner's allocator, so allocation costs what it costs there.
 #[global_allocator]
@@ -115,8 +115,11 @@ fn load(points: u32, messages: u64) -> Vec<(String, Bytes)> {
 fn stages(plan: &traksense_ingest::graph::plan::Plan, load: &[(String, Bytes)]) -> Vec<Envelope> {
     load.iter()
         .map(
-            |(topic, payload)| match walk(plan, topic, payload.clone(), |_| {}) {
-                Ok(End::Sink(_, envelope)) => envelope,
+            |(topic, payload)| match walk(plan, topic, payload.clone()) {
+                Ok(Walk {
+                    end: End::Sink(_, envelope),
+                    ..
+                }) => envelope,
                 other => panic!("a load message did not reach ts_measure: {other:?}"),
             },
         )

@@ -95,11 +95,21 @@ pub enum DryRunError {
 
 /// Runs one payload, published on `topic`, through `plan`.
 pub fn dry_run(plan: &Plan, topic: &str, payload: Bytes) -> Result<Trace, DryRunError> {
-    let mut path = Vec::new();
-    match walk(plan, topic, payload, |stage| path.push(stage.to_string()))? {
+    let Walk { path, end } = walk(plan, topic, payload)?;
+    let path = path.into_iter().map(str::to_string).collect();
+    match end {
         End::Sink(i, envelope) => Ok(reached(plan, topic, path, i, &envelope)),
         End::Rejected(by, envelope) => rejected(plan, topic, path, by, envelope),
     }
+}
+
+/// One payload's way through the plan.
+#[derive(Debug)]
+pub struct Walk<'p> {
+    /// The stages it went through, in order.
+    pub path: Vec<&'p str>,
+    /// Where it ended.
+    pub end: End<'p>,
 }
 
 /// Where a walk through the plan ended.
@@ -112,30 +122,29 @@ pub enum End<'p> {
 }
 
 /// Takes one payload through admission and the stages, as the live runner
-/// does, calling `on_stage` with each stage's name as it enters it. Shared
-/// by the dry run and the stage cost measurement (`examples/stage_cost.rs`),
-/// so both measure the code the runner runs.
-pub fn walk<'p>(
-    plan: &'p Plan,
-    topic: &str,
-    payload: Bytes,
-    mut on_stage: impl FnMut(&'p str),
-) -> Result<End<'p>, DryRunError> {
+/// does. Shared by the dry run and the stage cost measurement
+/// (`examples/stage_cost.rs`), so both measure the code the runner runs.
+pub fn walk<'p>(plan: &'p Plan, topic: &str, payload: Bytes) -> Result<Walk<'p>, DryRunError> {
+    let mut path = Vec::new();
     let token = DeliveryToken::detached();
     let mut envelope = match admit(&plan.source, Arc::from(topic), payload, token) {
         Admission::Next(envelope) => envelope,
-        Admission::DeadLetter(envelope) => return Ok(End::Rejected("source", envelope)),
+        Admission::DeadLetter(envelope) => {
+            let end = End::Rejected("source", envelope);
+            return Ok(Walk { path, end });
+        }
     };
     let mut node = plan.source.next;
-    let mut visited = Vec::new();
     // A compiled plan has no cycle, so a walk visits each stage at most once.
     for _ in 0..=plan.stages.len() {
         let stage_plan = match node {
-            NodeRef::Sink(i) => return Ok(End::Sink(i, envelope)),
+            NodeRef::Sink(i) => {
+                let end = End::Sink(i, envelope);
+                return Ok(Walk { path, end });
+            }
             NodeRef::Stage(i) => &plan.stages[i],
         };
-        on_stage(&stage_plan.name);
-        visited.push(node);
+        path.push(stage_plan.name.as_str());
         match stage_plan.stage.process(envelope) {
             Step::Next(port, next) => {
                 node = *stage_plan
@@ -147,12 +156,14 @@ pub fn walk<'p>(
                     })?;
                 envelope = next;
             }
-            Step::Reject(refused) => return Ok(End::Rejected(&stage_plan.name, refused)),
+            Step::Reject(refused) => {
+                let end = End::Rejected(&stage_plan.name, refused);
+                return Ok(Walk { path, end });
+            }
         }
     }
-    let path = visited.into_iter().map(|n| plan.node_name(n).to_string());
     Err(DryRunError::Cycle {
-        path: path.collect(),
+        path: path.into_iter().map(str::to_string).collect(),
     })
 }
 

@@ -307,23 +307,24 @@ fn as_json(text: &str) -> Value {
 
 /// The closing JSON line: `{"cases": N, "passed": P, "failed": F}`.
 pub fn summary_json(verdicts: &[Verdict]) -> String {
-    let passed = verdicts.iter().filter(|v| v.passed()).count();
-    let line = json!({
-        "cases": verdicts.len(),
-        "passed": passed,
-        "failed": verdicts.len() - passed,
-    });
+    let (passed, failed) = tally(verdicts);
+    let line = json!({ "cases": verdicts.len(), "passed": passed, "failed": failed });
     format!("{line}\n")
 }
 
 /// The closing line: `N cases: P passed, F failed`.
 pub fn summary(verdicts: &[Verdict]) -> String {
-    let passed = verdicts.iter().filter(|v| v.passed()).count();
+    let (passed, failed) = tally(verdicts);
     format!(
-        "{} cases: {passed} passed, {} failed\n",
-        verdicts.len(),
-        verdicts.len() - passed
+        "{} cases: {passed} passed, {failed} failed\n",
+        verdicts.len()
     )
+}
+
+/// Cases passed and failed, for both summaries.
+fn tally(verdicts: &[Verdict]) -> (usize, usize) {
+    let passed = verdicts.iter().filter(|v| v.passed()).count();
+    (passed, verdicts.len() - passed)
 }
 
 #[cfg(test)]
