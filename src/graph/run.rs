@@ -187,12 +187,10 @@ pub async fn run_with_pool(
             sink = %sink.name, kind = sink.kind.name(), table = %sink.table, queue = sink.queue,
             max_rows = sink.batch.max_rows, max_ms = sink.batch.max_wait.as_millis() as u64, "sink"
         );
-        let guard = watch.guard(format!("sink {}", sink.name));
-        let limits = sink.batch;
-        tracker.spawn(async move {
-            let _guard = guard;
-            batch::run(writer, limits, input, dead, stats).await
-        });
+        tracker.spawn(watch.guarded(
+            format!("sink {}", sink.name),
+            batch::run(writer, sink.batch, input, dead, stats),
+        ));
     }
 
     let (type_capture, types) = message_types(&plan);
@@ -209,9 +207,8 @@ pub async fn run_with_pool(
         );
         let stats = Arc::new(StageStats::default());
         stage_stats.push((stage_plan.name.clone(), stats.clone()));
-        let guard = watch.guard(format!("stage {}", stage_plan.name));
-        tracker.spawn(async move {
-            let _guard = guard;
+        tracker.spawn(watch.guarded(
+            format!("stage {}", stage_plan.name),
             run_stage(
                 stage_plan.name,
                 stage_plan.stage,
@@ -219,9 +216,8 @@ pub async fn run_with_pool(
                 outputs,
                 dead,
                 stats,
-            )
-            .await
-        });
+            ),
+        ));
     }
 
     telemetry.metrics.observe(Arc::new(PipelineView {

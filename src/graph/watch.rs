@@ -10,6 +10,7 @@
 //! [`TaskGuard`]; the guard notices the end when it is dropped, which also
 //! happens when the task unwinds from a panic.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
@@ -31,9 +32,18 @@ impl TaskWatch {
         }
     }
 
-    /// A guard for the task named `task` (e.g. `sink ts_measure`), to be
-    /// moved into it.
-    pub fn guard(&self, task: String) -> TaskGuard {
+    /// `task` (the future of the task named `name`, e.g. `sink ts_measure`),
+    /// holding its guard for as long as it runs.
+    pub fn guarded<F: Future>(&self, name: String, task: F) -> impl Future<Output = F::Output> {
+        let guard = self.guard(name);
+        async move {
+            let _guard = guard;
+            task.await
+        }
+    }
+
+    /// A guard for the task named `task`, to be moved into it.
+    fn guard(&self, task: String) -> TaskGuard {
         TaskGuard {
             task,
             watch: self.clone(),
@@ -101,11 +111,9 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_task_stops_the_pipeline() {
         let watch = TaskWatch::new(CancellationToken::new());
-        let guard = watch.guard("sink ts_measure".into());
-        let task = tokio::spawn(async move {
-            let _guard = guard;
+        let task = tokio::spawn(watch.guarded("sink ts_measure".into(), async {
             panic!("a bug");
-        });
+        }));
         assert!(task.await.is_err(), "the task panicked");
         assert!(watch.stop.is_cancelled());
         assert_eq!(watch.ended_early().as_deref(), Some("sink ts_measure"));

@@ -50,7 +50,7 @@ pub async fn insert(
 /// envelopes: the eleven array parameters of [`sql`]. Separate from
 /// [`insert`] so its cost can be measured without a database
 /// (`examples/stage_cost.rs`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Columns<'a> {
     tenant: Vec<&'a str>,
     site: Vec<Option<&'a str>>,
