@@ -126,22 +126,31 @@ db_drop_all() {
 # runner_start NAME: the runner against $BROKER_URL and $DB (which it
 # migrates), metrics on a free port; waits for /readyz. Sets RUNNER_PID and
 # METRICS_URL. INGEST_* and DB_POOL_MAX pass through from the environment.
+# The port was free a moment before the runner binds it; if something else
+# took it meanwhile (other tests run beside the smoke run), it tries another,
+# as broker_start does.
 runner_start() {
-  local port
-  port=$(free_port)
-  MQTT_URL="$BROKER_URL" DATABASE_URL="$PG_BASE/$DB" \
-    MQTT_CLIENT_ID="bench-$1-$$" METRICS_PORT="$port" RUST_LOG="${RUST_LOG:-info}" \
-    "$RUNNER" "$REPO/pipelines/traksense.yaml" >"$OUT/$1.runner.log" 2>&1 &
-  RUNNER_PID=$!
-  # shellcheck disable=SC2034 # used by bench/run
-  METRICS_URL="http://127.0.0.1:$port/metrics"
-  wait_until 300 0.1 runner_ready "$port" ||
-    die "runner not ready in 30 s; see $OUT/$1.runner.log"
+  local port attempt log="$OUT/$1.runner.log"
+  for ((attempt = 0; attempt < 5; attempt++)); do
+    port=$(free_port)
+    MQTT_URL="$BROKER_URL" DATABASE_URL="$PG_BASE/$DB" \
+      MQTT_CLIENT_ID="bench-$1-$$" METRICS_PORT="$port" RUST_LOG="${RUST_LOG:-info}" \
+      "$RUNNER" "$REPO/pipelines/traksense.yaml" >"$log" 2>&1 &
+    RUNNER_PID=$!
+    # shellcheck disable=SC2034 # used by bench/run
+    METRICS_URL="http://127.0.0.1:$port/metrics"
+    wait_until 300 0.1 runner_ready_or_gone "$port" ||
+      die "runner not ready in 30 s; see $log"
+    pid_alive "$RUNNER_PID" && return 0
+    grep -q 'cannot listen for /metrics' "$log" || die "runner exited; see $log"
+    log "metrics port $port was taken before the runner bound it; trying another"
+  done
+  die "runner found no free metrics port in 5 tries; see $log"
 }
 
-runner_ready() {
-  pid_alive "$RUNNER_PID" || die "runner exited; see its log in $OUT"
-  curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$1/readyz"
+# runner_ready_or_gone PORT: /readyz answers, or the runner has exited.
+runner_ready_or_gone() {
+  ! pid_alive "$RUNNER_PID" || curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$1/readyz"
 }
 
 # runner_memory KV_FILE: appends VmHWM and VmRSS (kB) of the runner.
